@@ -1,0 +1,55 @@
+import type * as tf from '@tensorflow/tfjs';
+
+import type { Adapter } from './adapter.js';
+
+/** Kind of an adaptable layer. */
+export type LayerKind = 'dense' | 'conv2d';
+
+/** Shape of an adaptable layer, which is all an adapter factory needs to build an adapter for it. */
+export interface LayerSpec {
+  /** Layer name, `layer_0 … layer_{n-1}` for the built-in backbones. */
+  readonly name: string;
+  /** `dense` (input `[batch, inputSize]`) or `conv2d` (input `[batch, height, width, inputSize]`, NHWC). */
+  readonly kind: LayerKind;
+  /** Input features (dense) or input channels (conv2d). */
+  readonly inputSize: number;
+  /** Output units (dense) or filters (conv2d). */
+  readonly outputSize: number;
+  /** Square kernel size in pixels; 1 for dense layers. */
+  readonly kernelSize: number;
+  /** Stride in pixels; 1 for dense layers. */
+  readonly strides: number;
+  /** Padding mode of the convolution; `valid` for dense layers. */
+  readonly padding: 'same' | 'valid';
+}
+
+/** Adapters by the name of the layer they wrap; a layer without an entry runs frozen. */
+export type LayerAdapters = ReadonlyMap<string, Adapter>;
+
+/** Outputs of one forward pass. */
+export interface BackboneOutput {
+  /** Class scores before softmax, `[batch, numClasses]`. */
+  readonly logits: tf.Tensor2D;
+  /** Decoder reconstruction of the input, same shape as the input; only for backbones with a decoder. */
+  readonly reconstruction?: tf.Tensor;
+}
+
+/** A frozen classifier whose named layers can carry adapters. */
+export interface Backbone {
+  /** Config name of the backbone kind, such as `mlp` or `cnn`. */
+  readonly kind: string;
+  /** Adaptable layers in forward order. */
+  readonly layers: readonly LayerSpec[];
+  /** Shape of one input sample, without the batch axis: `[features]` or `[height, width, channels]`. */
+  readonly inputShape: readonly number[];
+  /** Number of classes. */
+  readonly numClasses: number;
+  /** Whether `forward` also returns a reconstruction of the input. */
+  readonly hasDecoder: boolean;
+  /** Runs the model on a batch, applying the adapter of each layer that has one. */
+  forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput;
+  /** The frozen weights (kernels, biases, decoder), in a fixed order. */
+  weights(): readonly tf.Variable[];
+  /** Releases every tensor the backbone owns. */
+  dispose(): void;
+}

@@ -1,0 +1,60 @@
+export type { AcceptancePolicy, GateDecision, GateEvidence, RejectReason } from './acceptance-policy.js';
+export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';
+export { selectBackend, type ActiveBackend } from './backend.js';
+export type { Backbone, BackboneOutput, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
+export {
+  BACKENDS,
+  CONFIG_KEYS,
+  closestKey,
+  defaultConfig,
+  defaultExpansionSchedule,
+  loadConfigFile,
+  overrideConfig,
+  parseConfig,
+  resolveConfig,
+  toSnakeCase,
+  type BackendName,
+  type SafeMetaNetConfig,
+} from './config.js';
+export {
+  bindPlugin,
+  buildContainer,
+  buildSafeMetaNet,
+  effectivePluginNames,
+  resolvePlugin,
+  type BuildOptions,
+} from './container.js';
+export {
+  ConfigError,
+  EXIT_FAILURE,
+  EXIT_INVALID_INPUT,
+  InputError,
+  PluginError,
+  PluginFailureError,
+  SafeMetaNetError,
+} from './errors.js';
+export type { ExpansionSchedule } from './expansion-schedule.js';
+export { LOG_LEVELS, silentLogger, StreamLogger, type Logger, type LogLevel } from './logger.js';
+export type { ProxyInputs, ProxyMetric } from './proxy-metric.js';
+export {
+  finiteOrNull,
+  JsonLinesWriter,
+  summarizeRecords,
+  type AttemptRecord,
+  type RunRecord,
+  type RunSummary,
+} from './records.js';
+export { accuracyOf, describeRecord, SafeMetaNet, type SafeMetaNetParts } from './safe-metanet.js';
+export {
+  AcceptancePolicyId,
+  AdapterFactoryId,
+  BackboneId,
+  ConfigId,
+  ExpansionScheduleId,
+  LoggerId,
+  PluginRegistrationId,
+  ProxyMetricId,
+  type PluginKind,
+  type PluginRegistration,
+} from './service-ids.js';
+export { registerWasmKernels } from './wasm-kernels.js';

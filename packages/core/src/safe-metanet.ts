@@ -1,0 +1,372 @@
+import * as tf from '@tensorflow/tfjs';
+
+import type { AcceptancePolicy, GateDecision, RejectReason } from './acceptance-policy.js';
+import type { Adapter, AdapterFactory } from './adapter.js';
+import type { Backbone, BackboneOutput, LayerAdapters } from './backbone.js';
+import type { SafeMetaNetConfig } from './config.js';
+import { ConfigError, InputError, PluginFailureError, SafeMetaNetError } from './errors.js';
+import type { ExpansionSchedule } from './expansion-schedule.js';
+import type { Logger } from './logger.js';
+import type { ProxyMetric } from './proxy-metric.js';
+import { finiteOrNull, summarizeRecords, type AttemptRecord, type RunRecord, type RunSummary } from './records.js';
+
+/** The plugins and settings a runner is built from. */
+export interface SafeMetaNetParts {
+  readonly config: SafeMetaNetConfig;
+  readonly backbone: Backbone;
+  readonly adapterFactory: AdapterFactory;
+  readonly proxy: ProxyMetric;
+  readonly policy: AcceptancePolicy;
+  readonly schedule: ExpansionSchedule;
+  readonly logger: Logger;
+}
+
+const NO_ADAPTERS: LayerAdapters = new Map();
+
+interface AttemptResult {
+  readonly record: AttemptRecord;
+  readonly gradientSteps: number;
+}
+
+/**
+ * The Safe MetaNet loop: per batch, train the adapters in scope on the proxy metric, keep the update
+ * only when the acceptance policy accepts it, otherwise restore the exact previous weights and widen
+ * the scope by the next layer of the schedule.
+ */
+export class SafeMetaNet {
+  readonly config: SafeMetaNetConfig;
+  readonly backbone: Backbone;
+  readonly adapterFactory: AdapterFactory;
+  readonly proxy: ProxyMetric;
+  readonly policy: AcceptancePolicy;
+  readonly schedule: ExpansionSchedule;
+  readonly #logger: Logger;
+  readonly #adapters = new Map<string, Adapter>();
+  readonly #records: RunRecord[] = [];
+  #scope: string[] = [];
+  #samplesSeen = 0;
+
+  constructor(parts: SafeMetaNetParts) {
+    this.config = parts.config;
+    this.backbone = parts.backbone;
+    this.adapterFactory = parts.adapterFactory;
+    this.proxy = parts.proxy;
+    this.policy = parts.policy;
+    this.schedule = parts.schedule;
+    this.#logger = parts.logger;
+
+    this.#checkSchedule();
+    const first = this.schedule.order[0];
+    if (first === undefined) {
+      throw new ConfigError('expansion_schedule', "Invalid value for 'expansion_schedule': []; list at least one layer.");
+    }
+    this.#addToScope(first);
+  }
+
+  /** Layers whose adapters are trainable, in the order they joined. */
+  get scope(): readonly string[] {
+    return [...this.#scope];
+  }
+
+  /** The injected adapters by layer name. */
+  get adapters(): LayerAdapters {
+    return this.#adapters;
+  }
+
+  /** Every batch record so far. */
+  get records(): readonly RunRecord[] {
+    return this.#records;
+  }
+
+  /** Totals over the records so far. */
+  summary(): RunSummary {
+    return summarizeRecords(this.#records);
+  }
+
+  /** Every trainable adapter parameter in scope. */
+  scopeVariables(): tf.Variable[] {
+    return this.#scope.flatMap((layer) => this.#adapters.get(layer)?.variables ?? []);
+  }
+
+  /** Returns the adapted model's logits for a batch. */
+  predict(batch: tf.Tensor): tf.Tensor2D {
+    return tf.tidy(() => this.backbone.forward(batch, this.#adapters).logits);
+  }
+
+  /** Returns the frozen source model's logits for a batch. */
+  predictSource(batch: tf.Tensor): tf.Tensor2D {
+    return tf.tidy(() => this.backbone.forward(batch, NO_ADAPTERS).logits);
+  }
+
+  /** Runs one batch through the gated loop and returns its record; `labels` are used only to score it. */
+  step(batch: tf.Tensor, labels?: ArrayLike<number>): RunRecord {
+    const started = performance.now();
+    this.#checkBatch(batch, labels);
+
+    const stepIndex = this.#records.length;
+    const scopeAtStart = this.#scope.length;
+    const preUpdateLogits = labels !== undefined && this.config.prediction === 'before_update' ? this.predict(batch) : undefined;
+
+    const attempts: AttemptRecord[] = [];
+    let gradientSteps = 0;
+    for (;;) {
+      const result = this.#attempt(batch, stepIndex, attempts.length);
+      attempts.push(result.record);
+      gradientSteps += result.gradientSteps;
+      if (result.record.accepted || result.record.reject_reason === 'non_finite') {
+        break;
+      }
+      const next = this.schedule.next(this.#scope);
+      if (next === undefined) {
+        break;
+      }
+      this.#addToScope(next);
+    }
+
+    const first = attempts[0];
+    const last = attempts.at(-1);
+    if (first === undefined || last === undefined) {
+      throw new Error('SafeMetaNet.step ran no attempt, which the loop above rules out.');
+    }
+
+    let record: RunRecord = {
+      step: stepIndex,
+      sample_idx: this.#samplesSeen,
+      action: last.accepted ? 'accept' : 'reject',
+      metric_before: first.metric_before,
+      metric_after: last.metric_after,
+      scope: [...this.#scope],
+      scope_expanded: this.#scope.length > scopeAtStart,
+      attempts: attempts.length,
+      gradient_steps: gradientSteps,
+      reject_reason: last.reject_reason,
+      duration_ms: 0,
+      prediction: this.config.prediction,
+      attempt_metrics: attempts,
+      batch_size: batch.shape[0] ?? 0,
+    };
+    if (labels !== undefined) {
+      const adapted = preUpdateLogits ?? this.predict(batch);
+      const source = this.predictSource(batch);
+      record = { ...record, accuracy: accuracyOf(adapted, labels), source_accuracy: accuracyOf(source, labels) };
+      adapted.dispose();
+      source.dispose();
+    }
+    record = { ...record, duration_ms: performance.now() - started };
+
+    this.#samplesSeen += record.batch_size;
+    this.#records.push(record);
+    this.#logger.info(describeRecord(record, this.proxy.name));
+    return record;
+  }
+
+  /** Releases every adapter; the backbone belongs to the caller. */
+  dispose(): void {
+    for (const adapter of this.#adapters.values()) {
+      adapter.dispose();
+    }
+    this.#adapters.clear();
+    this.#scope = [];
+  }
+
+  #attempt(batch: tf.Tensor, step: number, attempt: number): AttemptResult {
+    const scope = [...this.#scope];
+    const variables = this.scopeVariables();
+    const snapshot = variables.map((variable) => tf.keep(variable.clone()));
+    const restore = (): void => {
+      variables.forEach((variable, index) => variable.assign(snapshot[index] as tf.Tensor));
+    };
+    let optimizer: tf.Optimizer | undefined;
+
+    try {
+      const metricBefore = this.#measure(batch);
+      if (!Number.isFinite(metricBefore)) {
+        return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
+      }
+
+      optimizer = tf.train.adam(this.config.lr);
+      let gradientSteps = 0;
+      for (let index = 0; index < this.config.numSteps; index++) {
+        const loss = optimizer.minimize(() => this.#loss(batch, variables, snapshot), true, variables);
+        gradientSteps++;
+        const lossValue = loss?.dataSync()[0] ?? Number.NaN;
+        loss?.dispose();
+        if (!Number.isFinite(lossValue)) {
+          restore();
+          return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', gradientSteps);
+        }
+      }
+
+      const metricAfter = this.#measure(batch);
+      if (!Number.isFinite(metricAfter)) {
+        restore();
+        return this.#reject(scope, metricBefore, metricAfter, 'non_finite', gradientSteps);
+      }
+
+      const decision = this.#decide({ metricBefore, metricAfter, step, attempt });
+      if (!decision.accept) {
+        restore();
+        return this.#reject(scope, metricBefore, metricAfter, decision.reason ?? 'no_improvement', gradientSteps);
+      }
+      return {
+        record: { scope, metric_before: metricBefore, metric_after: metricAfter, accepted: true, reject_reason: null },
+        gradientSteps,
+      };
+    } catch (error) {
+      // Whatever threw (a plugin, a kernel), the adapters go back to the snapshot before the error leaves.
+      restore();
+      throw error;
+    } finally {
+      optimizer?.dispose();
+      tf.dispose(snapshot);
+    }
+  }
+
+  #reject(
+    scope: readonly string[],
+    metricBefore: number,
+    metricAfter: number,
+    reason: RejectReason,
+    gradientSteps: number,
+  ): AttemptResult {
+    return {
+      record: {
+        scope,
+        metric_before: finiteOrNull(metricBefore),
+        metric_after: finiteOrNull(metricAfter),
+        accepted: false,
+        reject_reason: reason,
+      },
+      gradientSteps,
+    };
+  }
+
+  #measure(batch: tf.Tensor): number {
+    const metric = tf.tidy(() => this.#proxyValue(batch));
+    const value = metric.dataSync()[0] ?? Number.NaN;
+    metric.dispose();
+    return value;
+  }
+
+  #loss(batch: tf.Tensor, variables: readonly tf.Variable[], snapshot: readonly tf.Tensor[]): tf.Scalar {
+    const metric = this.#proxyValue(batch);
+    if (variables.length === 0 || this.config.trustRegionLambda === 0) {
+      return metric;
+    }
+    const squares = variables.map((variable, index) => {
+      const offset = this.config.trustRegion === 'from_snapshot' ? variable.sub(snapshot[index] as tf.Tensor) : variable;
+      return offset.square().sum();
+    });
+    return metric.add(tf.addN(squares).mul(this.config.trustRegionLambda));
+  }
+
+  #proxyValue(batch: tf.Tensor): tf.Scalar {
+    const output: BackboneOutput = this.backbone.forward(batch, this.#adapters);
+    try {
+      return this.proxy.compute({ input: batch, output });
+    } catch (error) {
+      throw pluginFailure('proxy', this.proxy.name, error);
+    }
+  }
+
+  #decide(evidence: Parameters<AcceptancePolicy['decide']>[0]): GateDecision {
+    try {
+      return this.policy.decide(evidence);
+    } catch (error) {
+      throw pluginFailure('policy', this.policy.name, error);
+    }
+  }
+
+  #addToScope(layerName: string): void {
+    const layerIndex = this.backbone.layers.findIndex((layer) => layer.name === layerName);
+    const layer = this.backbone.layers[layerIndex];
+    if (layer === undefined) {
+      throw unknownLayer(layerName, this.backbone);
+    }
+    if (!this.#adapters.has(layerName)) {
+      // Each layer gets its own seed, so that the adapter of a layer does not depend on the order of expansion.
+      const adapter = this.adapterFactory.create(layer, { seed: this.config.seed * 1000 + layerIndex });
+      this.#adapters.set(layerName, adapter);
+    }
+    this.#scope.push(layerName);
+  }
+
+  #checkSchedule(): void {
+    for (const layerName of this.schedule.order) {
+      if (!this.backbone.layers.some((layer) => layer.name === layerName)) {
+        throw unknownLayer(layerName, this.backbone);
+      }
+    }
+  }
+
+  #checkBatch(batch: tf.Tensor, labels: ArrayLike<number> | undefined): void {
+    const expected = [-1, ...this.backbone.inputShape];
+    const shape = `[${batch.shape.join(', ')}]`;
+    const wanted = `[batch, ${this.backbone.inputShape.join(', ')}]`;
+    if (batch.rank !== expected.length) {
+      throw new InputError(
+        `Invalid batch: expected rank ${expected.length} with shape ${wanted} for the ${this.backbone.kind} backbone, got rank ${batch.rank} with shape ${shape}.`,
+      );
+    }
+    for (let axis = 1; axis < expected.length; axis++) {
+      if (batch.shape[axis] !== expected[axis]) {
+        throw new InputError(`Invalid batch: expected shape ${wanted}, got ${shape}; axis ${axis} differs.`);
+      }
+    }
+    const size = batch.shape[0] ?? 0;
+    if (size === 0) {
+      throw new InputError(`Invalid batch: it is empty (shape ${shape}); pass at least one sample.`);
+    }
+    if (labels !== undefined && labels.length !== size) {
+      throw new InputError(`Invalid labels: ${labels.length} labels for a batch of ${size} samples; pass one label per sample.`);
+    }
+  }
+}
+
+function unknownLayer(layerName: string, backbone: Backbone): ConfigError {
+  const valid = backbone.layers.map((layer) => layer.name).join(', ');
+  return new ConfigError(
+    'expansion_schedule',
+    `Invalid value for 'expansion_schedule': the ${backbone.kind} backbone has no layer '${layerName}'. Valid layers: ${valid}.`,
+  );
+}
+
+function pluginFailure(kind: string, name: string, error: unknown): SafeMetaNetError {
+  if (error instanceof SafeMetaNetError) {
+    return error;
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new PluginFailureError(name, `The ${kind} plugin '${name}' failed: ${reason}`, { cause: error });
+}
+
+/** Returns the share of rows whose highest logit is at the label's index. */
+export function accuracyOf(logits: tf.Tensor2D, labels: ArrayLike<number>): number {
+  const predicted = tf.tidy(() => logits.argMax(1).dataSync());
+  let correct = 0;
+  for (let index = 0; index < predicted.length; index++) {
+    if (predicted[index] === labels[index]) {
+      correct++;
+    }
+  }
+  return predicted.length === 0 ? 0 : correct / predicted.length;
+}
+
+function formatMetric(value: number | null): string {
+  return value === null ? 'non-finite' : value.toFixed(4);
+}
+
+/** Formats a record as one log line: action, metric before and after, scope, expansion. */
+export function describeRecord(record: RunRecord, metricName: string): string {
+  const parts = [
+    `step ${record.step}`,
+    record.action === 'accept' ? 'accept' : `reject (${record.reject_reason ?? 'no_improvement'})`,
+    `${metricName} ${formatMetric(record.metric_before)} -> ${formatMetric(record.metric_after)}`,
+    `scope [${record.scope.join(', ')}]`,
+    `expanded ${record.scope_expanded}`,
+    `attempts ${record.attempts}`,
+  ];
+  if (record.accuracy !== undefined && record.source_accuracy !== undefined) {
+    parts.push(`accuracy ${(record.accuracy * 100).toFixed(1)}% (frozen ${(record.source_accuracy * 100).toFixed(1)}%)`);
+  }
+  return parts.join(' | ');
+}
