@@ -250,8 +250,27 @@ export function toSnakeCase(config: SafeMetaNetConfig): Record<string, unknown> 
   return snake;
 }
 
-/** Returns the valid key with the smallest edit distance to `key`. */
+// Names other tools use for some keys, so that the hint points at the right key where spelling alone would not.
+const KEY_ALIASES: Readonly<Record<string, string>> = {
+  learning_rate: 'lr',
+  steps: 'num_steps',
+  layers: 'num_layers',
+  rank: 'lora_rank',
+  alpha: 'lora_alpha',
+  bottleneck: 'adapter_bottleneck',
+  threshold: 'rollback_threshold',
+  lambda: 'trust_region_lambda',
+  schedule: 'expansion_schedule',
+  adapter: 'adapter_type',
+};
+
+/** Returns the valid key closest to `key`: a known alias, else the smallest edit distance. */
 export function closestKey(key: string, candidates: readonly string[] = CONFIG_KEYS): string | undefined {
+  const alias = KEY_ALIASES[key.toLowerCase().replace(/-/g, '_')];
+  if (alias !== undefined && candidates.includes(alias)) {
+    return alias;
+  }
+
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {

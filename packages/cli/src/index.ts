@@ -1,0 +1,4 @@
+export { main, mainHelp } from './main.js';
+export { standardModules } from './plugins.js';
+export { SyntheticTask, type LabelledBatch } from './synthetic-task.js';
+export { evaluateBackbone, trainBackbone, type TrainingOptions } from './training.js';

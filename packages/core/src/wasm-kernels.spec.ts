@@ -1,0 +1,340 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { selectBackend } from './backend.js';
+import { InputError } from './errors.js';
+import type { Logger } from './logger.js';
+import { silentLogger } from './logger.js';
+import { expectTensorClose } from './test-support/expect-tensor-close.js';
+import { registerWasmKernels } from './wasm-kernels.js';
+
+// wasm and cpu both compute in float32 but sum in different orders.
+const RELATIVE_TOLERANCE = 1e-4;
+
+type Shape4D = [number, number, number, number];
+type Padding = 'same' | 'valid';
+
+/** Draws seeded standard-normal values. The same seed gives the same values on every backend. */
+function randomValues(shape: Shape4D, seed: number): Float32Array {
+  return tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', seed).dataSync() as Float32Array);
+}
+
+function wasmDataIdCount(): number {
+  return tf.engine().backend.numDataIds();
+}
+
+/** Runs compute on a backend inside tf.tidy and checks that it leaves no tensor behind. */
+async function runOn<T>(backendName: 'cpu' | 'wasm', compute: () => T): Promise<T> {
+  expect(await tf.setBackend(backendName)).toBe(true);
+  const tensorsBefore = tf.memory().numTensors;
+  const dataIdsBefore = tf.engine().backend.numDataIds();
+
+  const result = tf.tidy(compute);
+
+  expect(tf.memory().numTensors, `tensors left on ${backendName}`).toBe(tensorsBefore);
+  expect(tf.engine().backend.numDataIds(), `data ids left on ${backendName}`).toBe(dataIdsBefore);
+  return result;
+}
+
+let fetchCallsDuringWasmLoad = 0;
+
+beforeAll(async () => {
+  tf.env().set('PROD', true);
+  // In Node, tfjs-backend-wasm 4.22.0 reads its binary from the installed package with fs. It calls
+  // fetch only in a browser or after setWasmPaths(prefix, true), which would need the network.
+  const fetchSpy = vi.spyOn(globalThis, 'fetch');
+  try {
+    await selectBackend('wasm', silentLogger);
+    fetchCallsDuringWasmLoad = fetchSpy.mock.calls.length;
+  } finally {
+    fetchSpy.mockRestore();
+  }
+});
+
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('selectBackend wasm', () => {
+  it('loads the binary without fetch', () => {
+    expect(fetchCallsDuringWasmLoad).toBe(0);
+  });
+
+  it('activates wasm and logs it', async () => {
+    const messages: string[] = [];
+    const logger: Logger = { ...silentLogger, info: (message) => messages.push(message) };
+
+    const active = await selectBackend('wasm', logger);
+
+    expect(active).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    expect(messages).toEqual(['backend: wasm (requested)']);
+  });
+});
+
+interface ConvCase {
+  readonly title: string;
+  readonly batch: number;
+  readonly inChannels: number;
+  readonly kernelSize: number;
+  readonly stride: number;
+  readonly pad: Padding;
+}
+
+// Height 10 and width 9 keep the two axes apart and give 'same' padding with stride 2 an uneven split.
+const CONV_HEIGHT = 10;
+const CONV_WIDTH = 9;
+// Five output channels run both the 4-wide unrolled loop of the filter gradient and its remainder.
+const CONV_OUT_CHANNELS = 5;
+
+const CONV_CASES: ConvCase[] = [];
+for (const stride of [1, 2]) {
+  for (const pad of ['same', 'valid'] as const) {
+    for (const inChannels of [1, 3]) {
+      for (const kernelSize of [1, 3, 5]) {
+        for (const batch of [1, 5]) {
+          CONV_CASES.push({
+            title: `stride ${stride}, ${pad}, ${kernelSize}x${kernelSize} kernel, ${inChannels} in-channels, batch ${batch}`,
+            batch,
+            inChannels,
+            kernelSize,
+            stride,
+            pad,
+          });
+        }
+      }
+    }
+  }
+}
+
+interface ConvGradients {
+  readonly dx: Float32Array;
+  readonly df: Float32Array;
+}
+
+function conv2dGradients(
+  testCase: ConvCase,
+  xValues: Float32Array,
+  filterValues: Float32Array,
+  weightValues: Float32Array,
+): ConvGradients {
+  const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
+  const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+  const x = tf.tensor4d(xValues, xShape);
+  const filter = tf.tensor4d(filterValues, filterShape);
+
+  const loss = (xInput: tf.Tensor, filterInput: tf.Tensor): tf.Scalar => {
+    const y = tf.conv2d(xInput as tf.Tensor4D, filterInput as tf.Tensor4D, testCase.stride, testCase.pad);
+    return y.mul(tf.tensor(weightValues, y.shape)).sum();
+  };
+  const [dx, df] = tf.grads(loss)([x, filter]);
+
+  return { dx: (dx as tf.Tensor).dataSync() as Float32Array, df: (df as tf.Tensor).dataSync() as Float32Array };
+}
+
+describe('Conv2D gradients on wasm', () => {
+  for (const testCase of CONV_CASES) {
+    it(`matches cpu: ${testCase.title}`, async () => {
+      const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
+      const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+      const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, testCase.stride, 1, testCase.pad);
+      const xValues = randomValues(xShape, 11);
+      const filterValues = randomValues(filterShape, 12);
+      const weightValues = randomValues(info.outShape, 13);
+
+      const expected = await runOn('cpu', () => conv2dGradients(testCase, xValues, filterValues, weightValues));
+      const actual = await runOn('wasm', () => conv2dGradients(testCase, xValues, filterValues, weightValues));
+
+      expectTensorClose(actual.df, expected.df, RELATIVE_TOLERANCE);
+      expectTensorClose(actual.dx, expected.dx, RELATIVE_TOLERANCE);
+    });
+  }
+
+  it('filter gradient is not all zeros', async () => {
+    // Guards the comparisons above against two backends that agree on a trivial result.
+    const testCase: ConvCase = { title: 'nonzero check', batch: 5, inChannels: 3, kernelSize: 3, stride: 2, pad: 'same' };
+    const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
+    const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+    const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, testCase.stride, 1, testCase.pad);
+    const xValues = randomValues(xShape, 21);
+    const filterValues = randomValues(filterShape, 22);
+    const weightValues = randomValues(info.outShape, 23);
+
+    const gradients = await runOn('wasm', () => conv2dGradients(testCase, xValues, filterValues, weightValues));
+
+    expect(gradients.df.some((value) => Math.abs(value) > 1e-3)).toBe(true);
+  });
+});
+
+type PoolData = 'random' | 'all negative' | 'ties';
+
+interface PoolCase {
+  readonly title: string;
+  readonly data: PoolData;
+  readonly filterSize: number;
+  readonly stride: number;
+  readonly pad: Padding;
+}
+
+const POOL_SHAPE: Shape4D = [2, 7, 6, 3];
+
+const POOL_CASES: PoolCase[] = [];
+for (const data of ['random', 'all negative', 'ties'] as const) {
+  for (const filterSize of [2, 3]) {
+    for (const stride of [1, 2]) {
+      for (const pad of ['same', 'valid'] as const) {
+        POOL_CASES.push({ title: `${data}, ${filterSize}x${filterSize} window, stride ${stride}, ${pad}`, data, filterSize, stride, pad });
+      }
+    }
+  }
+}
+
+function poolInput(data: PoolData): Float32Array {
+  const values = randomValues(POOL_SHAPE, 31);
+  if (data === 'all negative') {
+    return values.map((value) => -1 - Math.abs(value));
+  }
+  if (data === 'ties') {
+    // Values in {-1, 0, 1}, so most windows hold several equal maxima, some of them 0 or -1.
+    return values.map((value) => Math.max(-1, Math.min(1, Math.round(value))));
+  }
+  return values;
+}
+
+function maxPoolGradient(testCase: PoolCase, xValues: Float32Array, weightValues: Float32Array): Float32Array {
+  const x = tf.tensor4d(xValues, POOL_SHAPE);
+  const loss = (input: tf.Tensor): tf.Scalar => {
+    const y = tf.maxPool(input as tf.Tensor4D, testCase.filterSize, testCase.stride, testCase.pad);
+    return y.mul(tf.tensor(weightValues, y.shape)).sum();
+  };
+  return tf.grad(loss)(x).dataSync() as Float32Array;
+}
+
+describe('MaxPool gradient on wasm', () => {
+  for (const testCase of POOL_CASES) {
+    it(`matches cpu: ${testCase.title}`, async () => {
+      const info = tf.backend_util.computePool2DInfo(POOL_SHAPE, testCase.filterSize, testCase.stride, 1, testCase.pad);
+      const xValues = poolInput(testCase.data);
+      const weightValues = randomValues(info.outShape, 32);
+
+      const expected = await runOn('cpu', () => maxPoolGradient(testCase, xValues, weightValues));
+      const actual = await runOn('wasm', () => maxPoolGradient(testCase, xValues, weightValues));
+
+      expectTensorClose(actual, expected, RELATIVE_TOLERANCE);
+    });
+  }
+
+  it('routes a negative window to its maximum', async () => {
+    const dx = await runOn('wasm', () => {
+      const x = tf.tensor4d([-3, -1, -2, -4], [1, 2, 2, 1]);
+      return tf.grad((input: tf.Tensor) => tf.maxPool(input as tf.Tensor4D, 2, 2, 'valid').mul(5).sum())(x).dataSync();
+    });
+
+    expect(Array.from(dx)).toEqual([0, 5, 0, 0]);
+  });
+
+  it('gives a tie to the first maximum', async () => {
+    const dx = await runOn('wasm', () => {
+      const x = tf.tensor4d([1, 2, 2, 0], [1, 2, 2, 1]);
+      return tf.grad((input: tf.Tensor) => tf.maxPool(input as tf.Tensor4D, 2, 2, 'valid').mul(5).sum())(x).dataSync();
+    });
+
+    expect(Array.from(dx)).toEqual([0, 5, 0, 0]);
+  });
+});
+
+describe('Conv2DBackpropFilter on wasm', () => {
+  const validAttrs = { strides: 1, pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: [3, 3, 2, 4] };
+
+  function runFilterKernel(
+    attrs: Record<string, unknown>,
+    xShape: Shape4D = [1, 5, 5, 2],
+    dyShape: Shape4D = [1, 3, 3, 4],
+    dtype: 'float32' | 'int32' = 'float32',
+  ): void {
+    tf.tidy(() => {
+      const x = tf.zeros(xShape, dtype);
+      const dy = tf.zeros(dyShape, dtype);
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as unknown as tf.NamedAttrMap);
+    });
+  }
+
+  async function expectInputError(run: () => void, fragment: string): Promise<void> {
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const tensorsBefore = tf.memory().numTensors;
+    const dataIdsBefore = wasmDataIdCount();
+
+    expect(run).toThrow(InputError);
+    expect(run).toThrow(fragment);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(wasmDataIdCount()).toBe(dataIdsBefore);
+  }
+
+  it('accepts valid attributes', async () => {
+    expect(await tf.setBackend('wasm')).toBe(true);
+
+    expect(() => runFilterKernel(validAttrs)).not.toThrow();
+  });
+
+  it('rejects NCHW', async () => {
+    await expectInputError(() => runFilterKernel({ ...validAttrs, dataFormat: 'NCHW' }), "'NCHW'");
+  });
+
+  it('rejects dilation above 1', async () => {
+    await expectInputError(() => runFilterKernel({ ...validAttrs, dilations: [2, 2] }), 'dilations 1');
+  });
+
+  it('rejects a dy of the wrong shape', async () => {
+    await expectInputError(() => runFilterKernel(validAttrs, [1, 5, 5, 2], [1, 4, 4, 4]), '[1, 3, 3, 4]');
+  });
+
+  it('rejects int32 input', async () => {
+    await expectInputError(() => runFilterKernel(validAttrs, [1, 5, 5, 2], [1, 3, 3, 4], 'int32'), 'float32');
+  });
+
+  it('rejects a mismatched filter depth', async () => {
+    await expectInputError(() => runFilterKernel({ ...validAttrs, filterShape: [3, 3, 5, 4] }), '[3, 3, 5, 4]');
+  });
+});
+
+describe('MaxPoolGrad on wasm', () => {
+  it('rejects a dy of the wrong shape', async () => {
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const dataIdsBefore = wasmDataIdCount();
+    const run = (): void => {
+      tf.tidy(() => {
+        const input = tf.zeros([1, 4, 4, 1]);
+        const dy = tf.zeros([1, 3, 3, 1]);
+        tf.engine().runKernel(tf.MaxPoolGrad, { dy, input, output: dy }, { filterSize: 2, strides: 2, pad: 'valid' });
+      });
+    };
+
+    expect(run).toThrow(InputError);
+    expect(run).toThrow('[1, 2, 2, 1]');
+    expect(wasmDataIdCount()).toBe(dataIdsBefore);
+  });
+});
+
+describe('registerWasmKernels', () => {
+  it('can be called twice', () => {
+    const before = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
+
+    expect(() => registerWasmKernels()).not.toThrow();
+    expect(() => registerWasmKernels()).not.toThrow();
+
+    expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm').kernelFunc).toBe(before.kernelFunc);
+  });
+
+  it('prints no warning when called again', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    // Production mode hides tfjs warnings, so it is switched off to let a re-registration warning through.
+    tf.env().set('PROD', false);
+    try {
+      registerWasmKernels();
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      tf.env().set('PROD', true);
+      warn.mockRestore();
+    }
+  });
+});

@@ -1,0 +1,3 @@
+export { EntropyProxy } from './entropy-proxy.js';
+export { proxiesModule } from './proxies-module.js';
+export { ReconstructionProxy } from './reconstruction-proxy.js';
