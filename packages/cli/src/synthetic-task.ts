@@ -37,12 +37,13 @@ export class SyntheticTask {
       this.#prototypes.push(isImage ? smoothImage(options.sampleShape, random) : normalVector(this.sampleSize, random, 1.2));
     }
 
-    // The shift: a gain in [0.4, 1.6] and an offset of about half a standard deviation per feature.
+    // The shift: a gain in [0.4, 1.6] and a normal offset with standard deviation 1.5 per feature, which
+    // takes the frozen MLP from about 100% to about 86% accuracy at the default settings.
     this.#gain = new Float32Array(this.sampleSize);
     this.#offset = new Float32Array(this.sampleSize);
     for (let index = 0; index < this.sampleSize; index++) {
       this.#gain[index] = 0.4 + 1.2 * random.uniform();
-      this.#offset[index] = 0.5 * random.normal();
+      this.#offset[index] = 1.5 * random.normal();
     }
     this.#noise = isImage ? 0.35 : 0.9;
     this.#shiftNoise = isImage ? 0.35 : 0.6;

@@ -24,7 +24,7 @@ function wasmDataIdCount(): number {
 }
 
 /** Runs compute on a backend inside tf.tidy and checks that it leaves no tensor behind. */
-async function runOn<T>(backendName: 'cpu' | 'wasm', compute: () => T): Promise<T> {
+async function runOn<T extends tf.TensorContainer>(backendName: 'cpu' | 'wasm', compute: () => T): Promise<T> {
   expect(await tf.setBackend(backendName)).toBe(true);
   const tensorsBefore = tf.memory().numTensors;
   const dataIdsBefore = tf.engine().backend.numDataIds();
@@ -107,10 +107,11 @@ for (const stride of [1, 2]) {
   }
 }
 
-interface ConvGradients {
+// A type alias, unlike an interface, is assignable to the index signature of tf.TensorContainer.
+type ConvGradients = {
   readonly dx: Float32Array;
   readonly df: Float32Array;
-}
+};
 
 function conv2dGradients(
   testCase: ConvCase,
@@ -336,5 +337,41 @@ describe('registerWasmKernels', () => {
       tf.env().set('PROD', true);
       warn.mockRestore();
     }
+  });
+});
+
+describe('expectTensorClose', () => {
+  it('accepts values within tolerance', () => {
+    expect(() => expectTensorClose([1, 200, 0.5], [1.00005, 200.01, 0.50009], 1e-4)).not.toThrow();
+  });
+
+  it('names the first bad index', () => {
+    expect(() => expectTensorClose([1, 2, 3, 4], [1, 2.1, 3, 4.5], 1e-3)).toThrow(
+      'Element 1 of 4 differs: actual 2, expected 2.1',
+    );
+  });
+
+  it('treats NaN as equal only to NaN', () => {
+    expect(() => expectTensorClose([Number.NaN, 1], [Number.NaN, 1], 1e-4)).not.toThrow();
+    expect(() => expectTensorClose([Number.NaN], [0], 1e-4)).toThrow('Element 0 of 1');
+  });
+
+  it('rejects a length mismatch', () => {
+    expect(() => expectTensorClose([1, 2], [1, 2, 3], 1e-4)).toThrow('number of elements');
+  });
+
+  it('rejects a shape mismatch', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const actual = tf.zeros([2, 3]);
+    const expected = tf.zeros([3, 2]);
+
+    expect(() => expectTensorClose(actual, expected, 1e-4)).toThrow('tensor shape');
+
+    tf.dispose([actual, expected]);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('rejects a negative tolerance', () => {
+    expect(() => expectTensorClose([1], [1], -1)).toThrow(RangeError);
   });
 });

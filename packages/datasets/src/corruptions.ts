@@ -33,8 +33,10 @@ export const CORRUPTIONS = [
 /** Name of one corruption. */
 export type CorruptionName = (typeof CORRUPTIONS)[number];
 
-/** Lowest and highest corruption severity. */
+/** Lowest corruption severity (mildest). */
 export const MIN_SEVERITY = 1;
+
+/** Highest corruption severity (strongest). */
 export const MAX_SEVERITY = 5;
 
 /**
@@ -93,8 +95,8 @@ const APPLY: Readonly<Record<CorruptionName, ImageCorruption>> = {
     // salt or pepper value, at every higher severity.
     for (let i = 0; i < source.length; i++) {
       const hit = random.next() < amount;
-      const salt = random.next() < 0.5;
-      target[i] = hit ? (salt ? 1 : 0) : (source[i] as number);
+      const impulseValue = random.next() < 0.5 ? 1 : 0; // salt (1) or pepper (0)
+      target[i] = hit ? impulseValue : (source[i] as number);
     }
   },
 
@@ -258,8 +260,7 @@ export function corruptImages(
   }
 
   for (let i = 0; i < output.length; i++) {
-    const value = output[i] as number;
-    output[i] = value < 0 ? 0 : value > 1 ? 1 : value;
+    output[i] = Math.min(Math.max(output[i] as number, 0), 1);
   }
   return output;
 }

@@ -67,7 +67,7 @@ describe('loadFashionMnist', () => {
     const message = (caught as DatasetError).message;
     expect(message).toContain(`Fashion-MNIST folder ${missing} not found`);
     expect(message).toContain('apt-get install dataset-fashion-mnist');
-    expect(message).toContain('pass a folder holding the four IDX files');
+    expect(message).toContain('pass a folder containing the four IDX files');
     expect((caught as DatasetError).exitStatus).toBe(2);
   });
 

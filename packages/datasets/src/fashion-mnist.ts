@@ -25,14 +25,14 @@ export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
  * Loads Fashion-MNIST (60,000 training and 10,000 test images, 28 × 28 grayscale, 10 classes)
  * from a folder of IDX files in the MNIST layout, with the data set's own train/test split.
  *
- * @throws DatasetError when the folder is missing (the message says how to install it), a file
+ * @throws DatasetError when the folder is missing (the message explains how to install it), a file
  *   is missing or invalid, or a label is outside the 10 classes.
  */
 export function loadFashionMnist(folder: string = FASHION_MNIST_DIR): ImageDataset {
   if (!existsSync(folder)) {
     throw new DatasetError(
       `Fashion-MNIST folder ${folder} not found; install Debian's package with ` +
-        '`apt-get install dataset-fashion-mnist`, or pass a folder holding the four IDX files ' +
+        '`apt-get install dataset-fashion-mnist`, or pass a folder containing the four IDX files ' +
         '(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ' +
         't10k-labels-idx1-ubyte, each optionally gzipped).',
     );

@@ -178,8 +178,8 @@ describe('loadIdxFolder', () => {
 
     const error = loadError(() => loadIdxFolder(folder));
 
-    expect(error.message).toContain('holds 5 images');
-    expect(error.message).toContain('holds 4 labels');
+    expect(error.message).toContain('contains 5 images');
+    expect(error.message).toContain('contains 4 labels');
   });
 
   it('rejects differing train and test sizes', () => {

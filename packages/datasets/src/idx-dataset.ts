@@ -9,8 +9,8 @@ import { FINGERPRINT_LENGTH, type ImageDataset, type ImageSplit } from './image-
 /** Options of {@link loadIdxFolder}. */
 export interface IdxFolderOptions {
   /**
-   * EMNIST split to load (`balanced`, `byclass`, `digits`, `letters`, `mnist`, …), for a folder
-   * that holds several; when a folder holds exactly one split it is found without this option.
+   * EMNIST split to load (`balanced`, `byclass`, `digits`, `letters`, `mnist`, …) from a folder
+   * that contains several. A folder with exactly one split needs no option.
    */
   readonly emnistSplit?: string;
   /**
@@ -54,9 +54,9 @@ interface FolderLayout {
  *
  * @param name - data set name; defaults to `emnist-<split>` for EMNIST and to the folder's
  *   base name otherwise.
- * @throws DatasetError when the folder or one of its four files is missing (the message lists
- *   the file names looked for), a file is not a valid IDX file, image and label counts differ,
- *   or train and test images differ in size.
+ * @throws DatasetError when the folder or one of its four files is missing, and the message
+ *   then lists the file names looked for. Also when a file is not a valid IDX file, image and
+ *   label counts differ, or train and test images differ in size.
  */
 export function loadIdxFolder(
   folder: string,
@@ -76,11 +76,11 @@ export function loadIdxFolder(
 
   const trainShape = checkImagesAndLabels(trainImages, paths.trainImages, trainLabels, paths.trainLabels);
   const testShape = checkImagesAndLabels(testImages, paths.testImages, testLabels, paths.testLabels);
-  const storedSize = `${trainShape.rows} × ${trainShape.columns} × ${trainShape.channels}`;
+  const trainSize = `${trainShape.rows} × ${trainShape.columns} × ${trainShape.channels}`;
   const testSize = `${testShape.rows} × ${testShape.columns} × ${testShape.channels}`;
-  if (storedSize !== testSize) {
+  if (trainSize !== testSize) {
     throw new DatasetError(
-      `IDX folder ${folder} has training images of ${storedSize} but test images of ` +
+      `IDX folder ${folder} has training images of ${trainSize} but test images of ` +
         `${testSize}; both parts of a data set must have the same image size.`,
     );
   }
@@ -216,7 +216,7 @@ function checkImagesAndLabels(
   const labelCount = labels.dims[0] as number;
   if (count !== labelCount) {
     throw new DatasetError(
-      `IDX image file ${imagesPath} holds ${count} images but label file ${labelsPath} holds ` +
+      `IDX image file ${imagesPath} contains ${count} images but label file ${labelsPath} contains ` +
         `${labelCount} labels; the counts must be equal.`,
     );
   }
@@ -250,7 +250,7 @@ function countClasses(
   if (maxLabel >= classNames.length) {
     throw new DatasetError(
       `IDX folder ${folder} has label ${maxLabel}, but the data set defines ${classNames.length} ` +
-        `classes (labels 0 to ${classNames.length - 1}); check that the folder holds the expected data set.`,
+        `classes (labels 0 to ${classNames.length - 1}); check that the folder contains the expected data set.`,
     );
   }
   return classNames.length;

@@ -79,8 +79,9 @@ export function parseIdx(buffer: Uint8Array, source: string): IdxArray {
     );
   }
 
-  const [zero0, zero1, type, rank] = buffer as unknown as [number, number, number, number];
-  if (zero0 !== 0 || zero1 !== 0) {
+  const type = buffer[2] as number;
+  const rank = buffer[3] as number;
+  if (buffer[0] !== 0 || buffer[1] !== 0) {
     throw new DatasetError(
       `IDX file ${source} has an invalid magic number ${hexBytes(buffer.subarray(0, 4))}: an ` +
         'IDX file starts with two zero bytes, the element type and the number of dimensions.',

@@ -1,7 +1,7 @@
 /**
  * Per-image pixel operations behind the corruptions. Each reads one image in HWC order from
- * `source` and writes the result to `target`, an array of the same length; neither is clamped
- * here, the caller clamps to [0, 1].
+ * `source` and writes the result to `target`, an array of the same length. The results are not
+ * clamped here, because the caller clamps them to [0, 1].
  */
 
 /** Size of one image. */
@@ -57,10 +57,10 @@ function readPixel(
 }
 
 /**
- * Applies the affine map `[a b; c d]` about the image centre, followed by a shift of
- * (shiftX, shiftY) pixels: output pixel p reads the input at `M⁻¹ (p − centre − shift) + centre`,
- * so `inverse` is the inverse of the forward map. Pixels from outside the image are black (0),
- * the background of the digit and clothing data sets.
+ * Warps an image by a linear map about the image centre, followed by a shift of (shiftX, shiftY)
+ * pixels. `inverse` is the inverse `[a b; c d]` of the linear map, because output pixel p reads
+ * the input at `inverse (p − centre − shift) + centre`. Pixels from outside the image are black
+ * (0), the background of the digit and clothing data sets.
  */
 export function warpAffine(
   source: Float32Array,
@@ -103,7 +103,7 @@ export function gaussianKernel(sigma: number): Float64Array {
 
 /**
  * Convolves with a separable kernel (rows, then columns), repeating edge pixels past the
- * border. `scratch` holds the intermediate image and has the image's length.
+ * border. `scratch` receives the intermediate image and has the image's length.
  */
 export function convolveSeparable(
   source: Float32Array,
@@ -174,7 +174,7 @@ export function motionBlur(
 
 /**
  * Replaces each `block` × `block` tile, counted from the top-left corner, by its mean per
- * channel; tiles cut by the right or bottom border average the pixels they contain.
+ * channel. Tiles cut by the right or bottom border average the pixels they contain.
  */
 export function pixelate(source: Float32Array, target: Float32Array, geometry: ImageGeometry, block: number): void {
   const { height, width, channels } = geometry;

@@ -60,7 +60,7 @@ export function writeIdxFolder(
   }
 }
 
-/** A small labelled part whose pixel bytes are `(seed + 7 i) mod 256`. */
+/** Builds a small labelled part whose pixel bytes are `(seed + 7 i) mod 256`. */
 export function syntheticPart(count: number, rows: number, columns: number, seed: number, numClasses = 3): IdxPart {
   const images = Array.from({ length: count * rows * columns }, (_, i) => (seed + 7 * i) % 256);
   const labels = Array.from({ length: count }, (_, i) => (seed + i) % numClasses);
