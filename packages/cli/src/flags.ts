@@ -25,15 +25,39 @@ export function parseFlags(command: string, args: readonly string[], specs: Flag
   }
 
   try {
-    const { values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+    const { values } = parseArgs({ args: joinNegativeNumbers(args, specs), options, strict: true, allowPositionals: false });
     return values as FlagValues;
   } catch (error) {
-    const reason = error instanceof Error ? error.message.replace(/\.?\s*To specify.*$/s, '') : String(error);
+    // Node's messages may span lines and may end with a hint about positional arguments, which no command takes.
+    const message = error instanceof Error ? error.message : String(error);
+    const reason = message.replace(/\s*To specify a positional.*$/s, '').replace(/\s+/g, ' ').trim();
+    const sentence = /[.?!]$/.test(reason) ? reason : `${reason}.`;
     const valid = Object.keys(specs)
       .map((name) => `--${name}`)
       .join(', ');
-    throw new UsageError(`Invalid arguments for '${command}': ${reason}. Valid flags: ${valid}.`);
+    throw new UsageError(`Invalid arguments for '${command}': ${sentence} Valid flags: ${valid}.`);
   }
+}
+
+/**
+ * Joins a string flag and a following negative number into `--name=value`. parseArgs rejects
+ * `--batch-size -1` as ambiguous without naming the value, and after the join the flag's own range
+ * check rejects -1 with a message that does name it.
+ */
+function joinNegativeNumbers(args: readonly string[], specs: FlagSpecs): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index] as string;
+    const next = args[index + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : '';
+    if (Object.hasOwn(specs, name) && specs[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 /** Reads an integer flag, checking its range; absent gives undefined. */

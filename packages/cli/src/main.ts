@@ -1,10 +1,16 @@
+import { benchCommand } from './commands/bench.js';
 import { demoCommand, DEMO_HELP } from './commands/demo.js';
+import { runCommand } from './commands/run.js';
+import { trainCommand } from './commands/train.js';
 import { UsageError } from './usage-error.js';
 
 type Command = (args: readonly string[]) => Promise<number>;
 
 const COMMANDS: Readonly<Record<string, { run: Command; summary: string }>> = {
   demo: { run: demoCommand, summary: 'adapt a small model on synthetic shifted data' },
+  train: { run: trainCommand, summary: 'train and save a source model on a data set' },
+  run: { run: runCommand, summary: 'adapt a source model on one corrupted test stream' },
+  bench: { run: benchCommand, summary: 'compare source, always-accept and Safe MetaNet over corruptions' },
 };
 
 /** Top-level help text. */

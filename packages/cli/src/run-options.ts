@@ -1,5 +1,5 @@
 import {
-  loadConfigFile,
+  loadConfigSource,
   overrideConfig,
   resolveConfig,
   StreamLogger,
@@ -23,12 +23,19 @@ export const RUNNER_FLAGS: FlagSpecs = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-/** Builds the config from the defaults, the --config file and the flags, in that order of precedence. */
-export function configFromFlags(values: FlagValues, extra: Record<string, unknown> = {}): SafeMetaNetConfig {
+/**
+ * Builds the config from the defaults, the --config file and the flags, in that order of precedence.
+ * `commandDefaults` returns, for the config so far, settings that replace the general defaults
+ * but not values that the file or a flag set.
+ */
+export function configFromFlags(
+  values: FlagValues,
+  commandDefaults: (config: SafeMetaNetConfig) => Record<string, unknown> = () => ({}),
+): SafeMetaNetConfig {
   const file = stringFlag(values, 'config');
-  const base = file === undefined ? resolveConfig({}) : loadConfigFile(file);
+  const source = file === undefined ? { config: resolveConfig({}), keys: [] } : loadConfigSource(file);
 
-  const overrides: Record<string, unknown> = { ...extra };
+  const overrides: Record<string, unknown> = {};
   const seed = integerFlag(values, 'seed', 0, 2 ** 31 - 1);
   if (seed !== undefined) {
     overrides['seed'] = seed;
@@ -51,7 +58,12 @@ export function configFromFlags(values: FlagValues, extra: Record<string, unknow
   if (values['disable-scope-expansion'] === true) {
     overrides['disable_scope_expansion'] = true;
   }
-  return overrideConfig(base, overrides);
+
+  const config = overrideConfig(source.config, overrides);
+  const defaults = Object.entries(commandDefaults(config)).filter(
+    ([key]) => !source.keys.includes(key) && !(key in overrides),
+  );
+  return defaults.length === 0 ? config : overrideConfig(config, Object.fromEntries(defaults));
 }
 
 /** The logger of a command: the config's level, to standard error. */

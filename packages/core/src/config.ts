@@ -206,8 +206,15 @@ export function overrideConfig(config: SafeMetaNetConfig, overrides: Record<stri
   return resolveConfig(merged);
 }
 
-/** Parses YAML text into a validated config; `source` names the file in error messages. */
-export function parseConfig(text: string, source = 'config'): SafeMetaNetConfig {
+/** A validated config and the snake_case keys its file set, as opposed to the defaulted ones. */
+export interface ConfigSource {
+  readonly config: SafeMetaNetConfig;
+  /** Keys present in the file. */
+  readonly keys: readonly string[];
+}
+
+/** Parses YAML text into a validated config and its keys; `source` names the file in error messages. */
+export function parseConfigSource(text: string, source = 'config'): ConfigSource {
   let raw: unknown;
   try {
     raw = yaml.load(text, { filename: source });
@@ -223,11 +230,18 @@ export function parseConfig(text: string, source = 'config'): SafeMetaNetConfig 
     }
     throw error;
   }
-  return resolveConfig(raw);
+  const config = resolveConfig(raw);
+  const keys = raw !== null && typeof raw === 'object' ? Object.keys(raw) : [];
+  return { config, keys };
 }
 
-/** Reads and validates a YAML config file. */
-export function loadConfigFile(path: string): SafeMetaNetConfig {
+/** Parses YAML text into a validated config; `source` names the file in error messages. */
+export function parseConfig(text: string, source = 'config'): SafeMetaNetConfig {
+  return parseConfigSource(text, source).config;
+}
+
+/** Reads and validates a YAML config file, returning the config and the keys the file set. */
+export function loadConfigSource(path: string): ConfigSource {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -237,7 +251,12 @@ export function loadConfigFile(path: string): SafeMetaNetConfig {
       cause: error,
     });
   }
-  return parseConfig(text, path);
+  return parseConfigSource(text, path);
+}
+
+/** Reads and validates a YAML config file. */
+export function loadConfigFile(path: string): SafeMetaNetConfig {
+  return loadConfigSource(path).config;
 }
 
 /** Converts a config to its snake_case YAML layout. */

@@ -9,11 +9,14 @@ export {
   defaultConfig,
   defaultExpansionSchedule,
   loadConfigFile,
+  loadConfigSource,
   overrideConfig,
   parseConfig,
+  parseConfigSource,
   resolveConfig,
   toSnakeCase,
   type BackendName,
+  type ConfigSource,
   type SafeMetaNetConfig,
 } from './config.js';
 export {

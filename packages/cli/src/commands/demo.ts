@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { createBackbone } from '@safe-metanet/backbones';
-import { buildSafeMetaNet, selectBackend } from '@safe-metanet/core';
+import { buildSafeMetaNet, selectBackend, silentLogger } from '@safe-metanet/core';
 
 import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs } from '../flags.js';
 import { openLogFile } from '../log-file.js';
@@ -46,10 +46,18 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
 
   try {
     const logger = commandLogger(config);
-    const backend = await selectBackend(config.backend, logger);
+    // The backend line waits until the runner is built, because building it checks the settings that need
+    // a model (plugin names, schedule layers, LoRA rank), and an invalid config should print only its error.
+    const backendMessages: string[] = [];
+    const backend = await selectBackend(config.backend, { ...silentLogger, info: (message) => backendMessages.push(message) });
+    const backbone = createBackbone(config);
+    // The runner reads the backbone weights only when it steps, so building it before source training changes no result.
+    const runner = buildSafeMetaNet({ config, modules: standardModules(), logger, backbone });
+    for (const message of backendMessages) {
+      logger.info(message);
+    }
     process.stdout.write(formatHeader('Safe MetaNet demo', config, { steps, batch_size: batchSize, active_backend: backend }));
 
-    const backbone = createBackbone(config);
     const task = new SyntheticTask({ sampleShape: backbone.inputShape, classes: config.outputDim, seed: config.seed });
     const trainRandom = new SeededRandom(config.seed + 1);
     trainBackbone(backbone, {
@@ -65,7 +73,6 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
         `${(shiftedAccuracy * 100).toFixed(1)}% on shifted data (${EVALUATION_SAMPLES} samples each).\n`,
     );
 
-    const runner = buildSafeMetaNet({ config, modules: standardModules(), logger, backbone });
     const streamRandom = new SeededRandom(config.seed + 3);
     for (let step = 0; step < steps; step++) {
       const batch = task.sample(batchSize, streamRandom, true);

@@ -1,0 +1,221 @@
+import {
+  buildSafeMetaNet,
+  overrideConfig,
+  selectBackend,
+  silentLogger,
+  toSnakeCase,
+  type RunRecord,
+  type SafeMetaNetConfig,
+} from '@safe-metanet/core';
+import { CORRUPTIONS, corruptImages, MAX_SEVERITY, MIN_SEVERITY, type ImageDataset } from '@safe-metanet/datasets';
+import type { FrozenBackbone } from '@safe-metanet/backbones';
+
+import { BENCH_MODES, errorTable, formatMarkdownTable, formatPlainTable, type BenchMethod, type BenchMode, type BenchRow } from '../bench-table.js';
+import { DATA_FLAGS, datasetDefaults, datasetFromFlags, modelDirFromFlags, trainingFromFlags } from '../data-options.js';
+import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs, type FlagValues } from '../flags.js';
+import { prepareOutputDir, writeFileAtomically } from '../output-files.js';
+import { standardModules } from '../plugins.js';
+import { ProgressBar } from '../progress.js';
+import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
+import { obtainSourceModel, sliceSplit } from '../source-model.js';
+import { adaptStream, errorOf, type ImageStream } from '../stream.js';
+import { evaluateBackbone } from '../training.js';
+import { UsageError } from '../usage-error.js';
+import path from 'node:path';
+
+const { 'log-file': _logFile, ...BENCH_RUNNER_FLAGS } = RUNNER_FLAGS;
+
+const BENCH_FLAGS: FlagSpecs = {
+  severity: { type: 'string', value: 'LIST', help: `comma-separated severities, ${MIN_SEVERITY} to ${MAX_SEVERITY} (default 3,5)` },
+  corruptions: { type: 'string', value: 'LIST', help: 'comma-separated corruptions (default all)' },
+  modes: { type: 'string', value: 'LIST', help: 'comma-separated modes: episodic, continual (default both)' },
+  'batch-size': { type: 'string', value: 'N', help: 'images per batch (default 64)' },
+  'max-samples': { type: 'string', value: 'N', help: 'test images streamed per corruption (default 2000)' },
+  out: { type: 'string', value: 'DIR', help: 'write results.json and results.md to DIR' },
+  ...DATA_FLAGS,
+  ...BENCH_RUNNER_FLAGS,
+};
+
+const DEFAULT_MAX_SAMPLES = 2000;
+
+/** Help text of the bench command. */
+export const BENCH_HELP = `Usage: safe-metanet bench [flags]
+
+Runs every chosen corruption at the chosen severities through three methods on identical streams:
+the frozen source model, the always-accept baseline (the same adapters with a fixed scope and no
+gate, as in Tent), and Safe MetaNet with the configured policy. In episodic mode the adapters are
+reset between corruptions; in continual mode one runner sees every corruption of a severity in
+turn without a reset. Prints the error table per severity with the mean.
+
+${formatFlags(BENCH_FLAGS)}
+`;
+
+function listFlag<T extends string>(values: FlagValues, name: string, allowed: readonly T[], fallback: readonly T[]): T[] {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) {
+    return [...fallback];
+  }
+  const items = raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) {
+      throw new UsageError(`Invalid value for --${name}: ${JSON.stringify(item)}; allowed: ${allowed.join(', ')}.`);
+    }
+  }
+  if (items.length === 0) {
+    throw new UsageError(`Invalid value for --${name}: the list is empty; allowed: ${allowed.join(', ')}.`);
+  }
+  return [...new Set(items as T[])];
+}
+
+function severityList(values: FlagValues): number[] {
+  const raw = stringFlag(values, 'severity') ?? '3,5';
+  const severities = raw.split(',').map((item) => item.trim());
+  return [...new Set(severities.map((item) => {
+    const value = Number(item);
+    if (item === '' || !Number.isInteger(value) || value < MIN_SEVERITY || value > MAX_SEVERITY) {
+      throw new UsageError(`Invalid value for --severity: ${JSON.stringify(item)}; expected integers from ${MIN_SEVERITY} to ${MAX_SEVERITY}, such as 3,5.`);
+    }
+    return value;
+  }))];
+}
+
+interface BenchPlan {
+  readonly dataset: ImageDataset;
+  readonly backbone: FrozenBackbone;
+  readonly config: SafeMetaNetConfig;
+  readonly severities: readonly number[];
+  readonly corruptions: readonly string[];
+  readonly modes: readonly BenchMode[];
+  readonly batchSize: number;
+  readonly count: number;
+}
+
+function methodConfig(config: SafeMetaNetConfig, method: Exclude<BenchMethod, 'source'>): SafeMetaNetConfig {
+  if (method === 'always_accept') {
+    return overrideConfig(config, { policy: 'always_accept', expansion: 'fixed', disable_rollback: false, disable_scope_expansion: false });
+  }
+  return config;
+}
+
+function adaptedRow(plan: BenchPlan, base: Omit<BenchRow, 'error' | 'accept_rate' | 'steps' | 'seconds'>, records: readonly RunRecord[], seconds: number): BenchRow {
+  const accepted = records.filter((record) => record.action === 'accept').length;
+  return { ...base, error: errorOf(records, 'adapted'), accept_rate: records.length === 0 ? null : accepted / records.length, steps: records.length, seconds };
+}
+
+/** Runs the bench plan and returns its rows; `tick` is called after every batch. */
+function runBench(plan: BenchPlan, tick: () => void): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const sampleSize = plan.dataset.height * plan.dataset.width * plan.dataset.channels;
+  const shape = { count: plan.count, height: plan.dataset.height, width: plan.dataset.width, channels: plan.dataset.channels };
+  const clean = plan.dataset.test.images.subarray(0, plan.count * sampleSize);
+  const labels = plan.dataset.test.labels.subarray(0, plan.count);
+  const common = { dataset: plan.dataset.name, backbone: plan.config.backbone };
+
+  for (const severity of plan.severities) {
+    const streams = new Map<string, ImageStream>();
+    for (const corruption of plan.corruptions) {
+      streams.set(corruption, { images: corruptImages(clean, shape, corruption, severity, plan.config.seed), labels, count: plan.count });
+    }
+
+    for (const corruption of plan.corruptions) {
+      const stream = streams.get(corruption) as ImageStream;
+      const started = performance.now();
+      const accuracy = evaluateBackbone(plan.backbone, sliceSplit(stream, 0, plan.count, sampleSize));
+      const seconds = (performance.now() - started) / 1000;
+      for (const mode of plan.modes) {
+        rows.push({ ...common, corruption, severity, method: 'source', mode, error: 1 - accuracy, accept_rate: null, steps: Math.floor(plan.count / plan.batchSize), seconds });
+      }
+    }
+
+    for (const mode of plan.modes) {
+      for (const method of ['always_accept', 'safe_metanet'] as const) {
+        const config = methodConfig(plan.config, method);
+        const build = () => buildSafeMetaNet({ config, modules: standardModules(), logger: silentLogger, backbone: plan.backbone });
+        let runner = build();
+        for (const corruption of plan.corruptions) {
+          if (mode === 'episodic') {
+            runner.dispose();
+            runner = build();
+          }
+          const started = performance.now();
+          const records = adaptStream(runner, streams.get(corruption) as ImageStream, plan.batchSize, tick);
+          const seconds = (performance.now() - started) / 1000;
+          rows.push(adaptedRow(plan, { ...common, corruption, severity, method, mode }, records, seconds));
+        }
+        runner.dispose();
+      }
+    }
+  }
+  return rows;
+}
+
+/** Runs the bench command; returns the exit status. */
+export async function benchCommand(args: readonly string[]): Promise<number> {
+  const values = parseFlags('bench', args, BENCH_FLAGS);
+  if (values['help'] === true) {
+    process.stdout.write(BENCH_HELP);
+    return 0;
+  }
+  const baseConfig = configFromFlags(values, datasetDefaults);
+  const severities = severityList(values);
+  const corruptions = listFlag(values, 'corruptions', CORRUPTIONS, CORRUPTIONS);
+  const modes = listFlag(values, 'modes', BENCH_MODES, BENCH_MODES);
+  const batchSize = integerFlag(values, 'batch-size', 1) ?? 64;
+  const maxSamples = integerFlag(values, 'max-samples', 1) ?? DEFAULT_MAX_SAMPLES;
+  const outDir = stringFlag(values, 'out');
+  if (outDir !== undefined) {
+    prepareOutputDir(outDir);
+  }
+  const training = trainingFromFlags(values, baseConfig);
+  const dataset = datasetFromFlags(values);
+
+  const logger = commandLogger(baseConfig);
+  const backend = await selectBackend(baseConfig.backend, logger);
+  const source = obtainSourceModel({ config: baseConfig, dataset, modelDir: modelDirFromFlags(values), training, logger, retrain: values['retrain'] === true });
+  const count = Math.min(maxSamples, dataset.test.count);
+  if (count < batchSize) {
+    throw new UsageError(`Invalid value for --batch-size: ${batchSize} is larger than the ${count} test images streamed; choose at most ${count}.`);
+  }
+
+  const plan: BenchPlan = { dataset, backbone: source.backbone, config: source.config, severities, corruptions, modes, batchSize, count };
+  const batches = Math.floor(count / batchSize);
+  const progress = new ProgressBar('bench', severities.length * modes.length * 2 * corruptions.length * batches);
+  let done = 0;
+  const started = performance.now();
+  const rows = runBench(plan, () => progress.update(++done));
+  progress.finish();
+  const seconds = (performance.now() - started) / 1000;
+
+  const tables = severities.map((severity) => errorTable(rows, severity));
+  process.stdout.write(
+    `Bench: ${dataset.name}, ${source.config.backbone}, ${count} test images per corruption, batch ${batchSize}, backend ${backend}, ` +
+      `clean source accuracy ${(source.cleanAccuracy * 100).toFixed(2)}%, ${seconds.toFixed(1)} s\n\n`,
+  );
+  process.stdout.write(tables.map((table) => formatPlainTable(table)).join('\n'));
+
+  if (outDir !== undefined) {
+    const results = {
+      dataset: dataset.name,
+      backbone: source.config.backbone,
+      backend,
+      images_per_corruption: count,
+      batch_size: batchSize,
+      clean_source_accuracy: source.cleanAccuracy,
+      seconds,
+      config: toSnakeCase(source.config),
+      rows,
+    };
+    const markdown = [
+      `# Safe MetaNet bench: ${dataset.name}, ${source.config.backbone}`,
+      '',
+      `${count} test images per corruption, batch ${batchSize}, backend ${backend}; clean source accuracy ${(source.cleanAccuracy * 100).toFixed(2)}%.`,
+      '',
+      ...tables.map((table) => formatMarkdownTable(table)),
+    ].join('\n');
+    writeFileAtomically(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileAtomically(path.join(outDir, 'results.md'), markdown);
+    process.stdout.write(`\nWrote ${path.join(outDir, 'results.json')} and ${path.join(outDir, 'results.md')}\n`);
+  }
+  source.backbone.dispose();
+  return 0;
+}
