@@ -167,6 +167,100 @@ describe('Conv2D gradients on wasm', () => {
   });
 });
 
+describe('Conv2D gradients on wasm in chunks', () => {
+  it('matches cpu when the batch is split', async () => {
+    // One sample unrolls to 140 * 140 pixels of 3 * 3 * 64 values, 45 MB of float32, so the 64 MB
+    // im2col buffer holds one sample and the batch of 2 runs as two chunks.
+    const xShape: Shape4D = [2, 140, 140, 64];
+    const filterShape: Shape4D = [3, 3, 64, 2];
+    const xValues = randomValues(xShape, 41);
+    const filterValues = randomValues(filterShape, 42);
+    const dyValues = randomValues([2, 140, 140, 2], 43);
+    const gradients = (): ConvGradients => {
+      const x = tf.tensor4d(xValues, xShape);
+      const dy = tf.tensor4d(dyValues, [2, 140, 140, 2]);
+      const filter = tf.tensor4d(filterValues, filterShape);
+      const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC' };
+      const df = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...attrs, filterShape }) as tf.Tensor;
+      const dx = tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { ...attrs, inputShape: xShape }) as tf.Tensor;
+      return { dx: dx.dataSync() as Float32Array, df: df.dataSync() as Float32Array };
+    };
+
+    const expected = await runOn('cpu', gradients);
+    const actual = await runOn('wasm', gradients);
+
+    expectTensorClose(actual.df, expected.df, RELATIVE_TOLERANCE);
+    expectTensorClose(actual.dx, expected.dx, RELATIVE_TOLERANCE);
+  });
+});
+
+describe('Conv2DBackpropInput on wasm', () => {
+  const validAttrs = { strides: 1, pad: 'valid', dataFormat: 'NHWC', dimRoundingMode: undefined, inputShape: [1, 5, 5, 2] };
+
+  function runInputKernel(
+    attrs: Record<string, unknown>,
+    dyShape: Shape4D = [1, 3, 3, 4],
+    filterShape: Shape4D = [3, 3, 2, 4],
+    dtype: 'float32' | 'int32' = 'float32',
+  ): void {
+    tf.tidy(() => {
+      const dy = tf.zeros(dyShape, dtype);
+      const filter = tf.zeros(filterShape, dtype);
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, attrs as unknown as tf.NamedAttrMap);
+    });
+  }
+
+  async function expectInputError(run: () => void, fragment: string): Promise<void> {
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const tensorsBefore = tf.memory().numTensors;
+    const dataIdsBefore = wasmDataIdCount();
+
+    expect(run).toThrow(InputError);
+    expect(run).toThrow(fragment);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(wasmDataIdCount()).toBe(dataIdsBefore);
+  }
+
+  it('accepts valid attributes', async () => {
+    expect(await tf.setBackend('wasm')).toBe(true);
+
+    expect(() => runInputKernel(validAttrs)).not.toThrow();
+  });
+
+  it('rejects dilation above 1', async () => {
+    await expectInputError(() => runInputKernel({ ...validAttrs, dilations: [2, 2] }), 'dilations 1');
+  });
+
+  it('rejects a dy of the wrong shape', async () => {
+    await expectInputError(() => runInputKernel(validAttrs, [1, 4, 4, 4]), '[1, 3, 3, 4]');
+  });
+
+  it('rejects int32 input', async () => {
+    await expectInputError(() => runInputKernel(validAttrs, [1, 3, 3, 4], [3, 3, 2, 4], 'int32'), 'float32');
+  });
+
+  it('rejects a mismatched input depth', async () => {
+    await expectInputError(() => runInputKernel({ ...validAttrs, inputShape: [1, 5, 5, 3] }), '[1, 5, 5, 3]');
+  });
+
+  it('passes NCHW to the packaged kernel', async () => {
+    const dyValues = randomValues([2, 4, 3, 3], 51);
+    const filterValues = randomValues([3, 3, 2, 4], 52);
+    const inputGradient = (): Float32Array => {
+      const dy = tf.tensor4d(dyValues, [2, 4, 3, 3]);
+      const filter = tf.tensor4d(filterValues, [3, 3, 2, 4]);
+      const attrs = { strides: 1, pad: 'valid', dataFormat: 'NCHW', inputShape: [2, 2, 5, 5] };
+      const dx = tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, attrs) as tf.Tensor;
+      return dx.dataSync() as Float32Array;
+    };
+
+    const expected = await runOn('cpu', inputGradient);
+    const actual = await runOn('wasm', inputGradient);
+
+    expectTensorClose(actual, expected, RELATIVE_TOLERANCE);
+  });
+});
+
 type PoolData = 'random' | 'all negative' | 'ties';
 
 interface PoolCase {
@@ -319,11 +413,13 @@ describe('MaxPoolGrad on wasm', () => {
 describe('registerWasmKernels', () => {
   it('can be called twice', () => {
     const before = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
+    const beforeInput = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
 
     expect(() => registerWasmKernels()).not.toThrow();
     expect(() => registerWasmKernels()).not.toThrow();
 
     expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm').kernelFunc).toBe(before.kernelFunc);
+    expect(tf.getKernel(tf.Conv2DBackpropInput, 'wasm').kernelFunc).toBe(beforeInput.kernelFunc);
   });
 
   it('prints no warning when called again', () => {

@@ -76,7 +76,7 @@ function seededValues(variables: readonly tf.Variable[], seed: number): Float32A
   );
 }
 
-/** The loop's loss, rebuilt from its parts: entropy of the adapted logits plus lambda * sum(theta^2) over the scope. */
+/** Computes the loop's loss from its parts: entropy of the adapted logits plus lambda * sum(theta^2) over the scope. */
 function loopLoss(runner: SafeMetaNet, batch: tf.Tensor): tf.Scalar {
   const entropy = new EntropyProxy().compute({ input: batch, output: runner.backbone.forward(batch, runner.adapters) });
   const squares = runner.scopeVariables().map((variable) => variable.square().sum());
@@ -155,7 +155,7 @@ describe('wasm against cpu', () => {
       // Both runners carry the same adapters with the same assigned values.
       expect(wasm.variableNames.map(withoutNumber)).toEqual(cpu.variableNames.map(withoutNumber));
       expect(wasm.adapterValues).toEqual(cpu.adapterValues);
-      // Nonzero everywhere, so that no comparison below is between two exact zeros.
+      // Every gradient has a nonzero element, so that no comparison below is between two all-zero tensors.
       for (const [index, gradient] of cpu.gradients.entries()) {
         expect(maxAbs(gradient), `cpu gradient of ${cpu.variableNames[index]}`).toBeGreaterThan(0);
       }
@@ -181,7 +181,7 @@ describe('wasm against cpu', () => {
   );
 });
 
-/** The records of `steps` loop steps on `backend`, from a fresh runner and seeded batches. */
+/** Runs a fresh runner on `backend` over the batches and returns its records. */
 async function runLoop(backend: ActiveBackend, settings: Record<string, unknown>, batches: readonly Float32Array[]): Promise<RunRecord[]> {
   await selectBackend(backend, silentLogger);
   const tensorsBefore = tf.memory().numTensors;
