@@ -56,7 +56,7 @@ let folder = '';
 
 beforeAll(() => {
   expect(existsSync(BIN), `${BIN} is missing; build the packages with 'npx turbo run build'`).toBe(true);
-  folder = mkdtempSync(path.join(os.tmpdir(), 'safe-metanet-cli-'));
+  folder = mkdtempSync(path.join(os.tmpdir(), 'safe-metanet-cli-spec-'));
 });
 
 afterAll(() => {
@@ -208,6 +208,12 @@ describe.concurrent('safe-metanet demo', () => {
       expect(records).toHaveLength(5);
       records.forEach((record, step) => expectValidRecord(record, step, 8));
       expect(readdirSync(path.dirname(logFile))).toEqual(['run.jsonl']);
+
+      // Equal batches, so the summary's accuracies are the means of the records' accuracies.
+      const summary = /accuracy: adapted (\d+\.\d\d)%, frozen source (\d+\.\d\d)%/.exec(result.stdout);
+      const meanOf = (key: string): string => ((records.reduce((sum, record) => sum + (record[key] as number), 0) / 5) * 100).toFixed(2);
+      expect(summary?.[1]).toBe(meanOf('accuracy'));
+      expect(summary?.[2]).toBe(meanOf('source_accuracy'));
     },
     TEST_TIMEOUT_MS,
   );

@@ -2,13 +2,13 @@ import { loadDataset, type ImageDataset } from '@safe-metanet/datasets';
 import type { SafeMetaNetConfig } from '@safe-metanet/core';
 
 import { integerFlag, stringFlag, type FlagSpecs, type FlagValues } from './flags.js';
-import { DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type SourceTraining } from './source-model.js';
+import { DEFAULT_MODEL_DIR, defaultTraining, type SourceTraining } from './source-model.js';
 
 /** Flags of the commands that work on a data set and its source model. */
 export const DATA_FLAGS: FlagSpecs = {
   dataset: { type: 'string', value: 'NAME', help: 'mnist (the embedded digits), fashion-mnist, or a folder of IDX files (default mnist)' },
   'model-dir': { type: 'string', value: 'DIR', help: `folder of saved source models (default ${DEFAULT_MODEL_DIR})` },
-  epochs: { type: 'string', value: 'N', help: 'source-model training epochs (default 10 for mlp, 4 for cnn)' },
+  epochs: { type: 'string', value: 'N', help: 'source-model training epochs (default: 1240 steps of 64 images for mlp, 496 for cnn, rounded up to whole epochs)' },
   retrain: { type: 'boolean', help: 'train the source model even when a matching saved one exists' },
 };
 
@@ -30,9 +30,9 @@ export function datasetFromFlags(values: FlagValues): ImageDataset {
   return loadDataset(stringFlag(values, 'dataset') ?? 'mnist');
 }
 
-/** Returns the training settings for the config's backbone, with --epochs applied. */
-export function trainingFromFlags(values: FlagValues, config: SafeMetaNetConfig): SourceTraining {
-  const base = DEFAULT_TRAINING[config.backbone] ?? DEFAULT_TRAINING['mlp'] as SourceTraining;
+/** Returns the training settings for the config's backbone and the data set, with --epochs applied. */
+export function trainingFromFlags(values: FlagValues, config: SafeMetaNetConfig, dataset: ImageDataset): SourceTraining {
+  const base = defaultTraining(config.backbone, dataset.train.count);
   const epochs = integerFlag(values, 'epochs', 1, 1000);
   return epochs === undefined ? base : { ...base, epochs };
 }

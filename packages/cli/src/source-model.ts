@@ -30,11 +30,25 @@ export interface SourceTraining {
   readonly learningRate: number;
 }
 
-/** Default training settings per backbone, chosen to pass 95% clean test accuracy on the MNIST default. */
-export const DEFAULT_TRAINING: Readonly<Record<string, SourceTraining>> = {
-  mlp: { epochs: 10, batchSize: 64, learningRate: 1e-3 },
-  cnn: { epochs: 4, batchSize: 64, learningRate: 1e-3 },
-};
+/** Images per optimizer step of source-model training. */
+export const TRAINING_BATCH_SIZE = 64;
+
+/** Adam learning rate of source-model training. */
+export const TRAINING_LEARNING_RATE = 1e-3;
+
+/**
+ * Optimizer steps of source-model training per backbone, when --epochs is not given: ten epochs of the
+ * embedded MNIST split for the MLP (96.0% test accuracy at 256 units) and four for the CNN. A larger
+ * data set gets as many whole epochs as needed to reach this count.
+ */
+export const DEFAULT_TRAINING_STEPS: Readonly<Record<string, number>> = { mlp: 1240, cnn: 496 };
+
+/** Returns the default training settings for a backbone and a training set of `trainCount` images. */
+export function defaultTraining(backbone: string, trainCount: number): SourceTraining {
+  const steps = DEFAULT_TRAINING_STEPS[backbone] ?? (DEFAULT_TRAINING_STEPS['mlp'] as number);
+  const stepsPerEpoch = Math.max(1, Math.floor(trainCount / TRAINING_BATCH_SIZE));
+  return { epochs: Math.max(1, Math.ceil(steps / stepsPerEpoch)), batchSize: TRAINING_BATCH_SIZE, learningRate: TRAINING_LEARNING_RATE };
+}
 
 /** A trained source model and where it came from. */
 export interface SourceModel {

@@ -4,9 +4,10 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from './errors.js';
 
 /*
- * Replacement kernels for the wasm backend of @tensorflow/tfjs-backend-wasm 4.22.0, written as plain
- * typed-array loops over the wasm heap. The math follows the cpu backend of the same version, so
- * results on the two backends agree to float32 rounding.
+ * Replacement kernels for the wasm backend of @tensorflow/tfjs-backend-wasm 4.22.0. The convolution
+ * gradients unroll their input with im2col in JS and run the matmul through the backend's own
+ * BatchMatMul kernel (XNNPACK). MaxPoolGrad is a typed-array loop over the wasm heap. Results agree
+ * with the cpu backend of the same version to float32 rounding.
  */
 
 const WASM = 'wasm';
@@ -46,70 +47,69 @@ function samplesPerChunk(info: tf.backend_util.Conv2DInfo): number {
 /**
  * Multiplies two rank-2 float32 tensors, a [m, k] by b [k, n], with the BatchMatMul kernel of the
  * wasm backend. The caller owns the returned data id and must free it with disposeData. Neither
- * operand is transposed because in tfjs-backend-wasm 4.22.0 only that case runs through XNNPACK:
- * with transposeA or transposeB set, [576, 12544] x [12544, 64] took about 10 times as long
- * (750 ms against 78 ms in Node 22 on a 2-core AMD EPYC, scripts/bench-conv-grad.mjs).
+ * operand is transposed, because only that case was fast in tfjs-backend-wasm 4.22.0. With
+ * transposeA or transposeB set, [576, 12544] x [12544, 64] took 750 ms against 78 ms (Node 22,
+ * 2-core AMD EPYC).
  */
 function matMulOnWasm(wasm: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
   const kernel = tf.getKernel(tf.BatchMatMul, WASM);
   return kernel.kernelFunc({ inputs: { a, b }, backend: wasm, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
 }
 
-/** Writes the transpose of the row-major [rows, columns] matrix source into target. */
-function transpose2d(source: Float32Array, target: Float32Array, rows: number, columns: number): void {
+/**
+ * Writes the transpose of the row-major [rows, columns] matrix source into target, whose rows are
+ * targetRowSize (at least rows) values apart.
+ */
+function transposeInto(source: Float32Array, target: Float32Array, rows: number, columns: number, targetRowSize = rows): void {
   for (let row = 0; row < rows; ++row) {
     const sourceOffset = row * columns;
     for (let column = 0; column < columns; ++column) {
-      target[column * rows + row] = source[sourceOffset + column] as number;
+      target[column * targetRowSize + row] = source[sourceOffset + column] as number;
     }
   }
 }
 
 /**
- * Copies samples [firstSample, firstSample + samples) of x into patches, one row per output pixel
- * (b, yR, yC) and one column per filter element (wR, wC, d1) in the order of the filter's
- * [height, width, inChannels] axes. Taps that fall in the padding are 0.
+ * Copies output pixels [firstPixel, firstPixel + pixelCount) of x into patches, one row per output
+ * pixel (b, yR, yC), counted in that order over the whole batch, and one column per filter element
+ * (wR, wC, d1) in the order of the filter's [height, width, inChannels] axes. Taps that fall in the
+ * padding are 0.
  */
 function im2col(
   x: Float32Array,
   patches: Float32Array,
   info: tf.backend_util.Conv2DInfo,
-  firstSample: number,
-  samples: number,
+  firstPixel: number,
+  pixelCount: number,
 ): void {
   const { inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth } = info;
   const { strideHeight, strideWidth } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
-  const rowSize = filterHeight * filterWidth * inChannels;
   let patchOffset = 0;
 
-  for (let b = firstSample; b < firstSample + samples; ++b) {
-    for (let yR = 0; yR < outHeight; ++yR) {
-      const xRowStart = yR * strideHeight - padTop;
-      for (let yC = 0; yC < outWidth; ++yC) {
-        const xColumnStart = yC * strideWidth - padLeft;
-        for (let wR = 0; wR < filterHeight; ++wR) {
-          const xR = xRowStart + wR;
-          const rowInside = xR >= 0 && xR < inHeight;
-          for (let wC = 0; wC < filterWidth; ++wC) {
-            const xC = xColumnStart + wC;
-            if (rowInside && xC >= 0 && xC < inWidth) {
-              const xOffset = ((b * inHeight + xR) * inWidth + xC) * inChannels;
-              for (let d1 = 0; d1 < inChannels; ++d1) {
-                patches[patchOffset + d1] = x[xOffset + d1] as number;
-              }
-            } else {
-              patches.fill(0, patchOffset, patchOffset + inChannels);
-            }
-            patchOffset += inChannels;
+  for (let pixel = firstPixel; pixel < firstPixel + pixelCount; ++pixel) {
+    const yC = pixel % outWidth;
+    const yR = Math.floor(pixel / outWidth) % outHeight;
+    const b = Math.floor(pixel / (outWidth * outHeight));
+    const xRowStart = yR * strideHeight - padTop;
+    const xColumnStart = yC * strideWidth - padLeft;
+    for (let wR = 0; wR < filterHeight; ++wR) {
+      const xR = xRowStart + wR;
+      const rowInside = xR >= 0 && xR < inHeight;
+      for (let wC = 0; wC < filterWidth; ++wC) {
+        const xC = xColumnStart + wC;
+        if (rowInside && xC >= 0 && xC < inWidth) {
+          const xOffset = ((b * inHeight + xR) * inWidth + xC) * inChannels;
+          for (let d1 = 0; d1 < inChannels; ++d1) {
+            patches[patchOffset + d1] = x[xOffset + d1] as number;
           }
+        } else {
+          patches.fill(0, patchOffset, patchOffset + inChannels);
         }
+        patchOffset += inChannels;
       }
     }
-  }
-  if (patchOffset !== samples * outHeight * outWidth * rowSize) {
-    throw new Error(`im2col wrote ${patchOffset} values, expected ${samples * outHeight * outWidth * rowSize}.`);
   }
 }
 
@@ -156,12 +156,20 @@ function col2im(
 }
 
 /**
+ * Output pixels per matmul of the filter gradient. XNNPACK sums each block in float32 and the blocks
+ * are added in float64, which bounds the rounding error by the block size and not by the number of
+ * pixels in the batch. One float32 sum over 39200 pixels (x [2, 140, 140, 64]) was off by 7e-4 on a
+ * gradient element of 2.4 against the float64 sums of the cpu backend.
+ */
+const FILTER_GRADIENT_BLOCK_PIXELS = 64;
+
+/**
  * Computes the conv2d filter gradient dW[wR, wC, d1, d2] = sum over b, yR, yC of
  * x[b, yR * strideHeight + wR - padTop, yC * strideWidth + wC - padLeft, d1] * dy[b, yR, yC, d2],
- * skipping taps that fall in the padding. Both inputs are NHWC with dilation 1. For each chunk of
- * the batch, x is unrolled into patches [pixels, filterHeight * filterWidth * inChannels] (im2col)
- * and the wasm backend's matmul computes dy^T * patches, the transpose of dW. The matmul sums in
- * float32, where the cpu backend sums in float64, so results differ by float32 rounding of the sums.
+ * skipping taps that fall in the padding. Both inputs are NHWC with dilation 1. For each block of
+ * output pixels, x is unrolled into patches [pixels, filterHeight * filterWidth * inChannels]
+ * (im2col) and the wasm backend's matmul computes dy^T * patches, the transpose of dW's share of
+ * the block. The blocks are summed in float64, as the cpu backend sums.
  */
 function conv2dFilterGradient(
   wasm: BackendWasm,
@@ -171,27 +179,36 @@ function conv2dFilterGradient(
 ): tf.TensorInfo {
   const { batchSize, outHeight, outWidth, outChannels, filterHeight, filterWidth, inChannels } = info;
   const patchSize = filterHeight * filterWidth * inChannels;
-  const pixelsPerSample = outHeight * outWidth;
-  const chunkSamples = samplesPerChunk(info);
-  // Sums of dW^T [outChannels, patchSize] over the chunks.
-  const sums = new Float32Array(outChannels * patchSize);
+  const totalPixels = batchSize * outHeight * outWidth;
+  const blockPixels = Math.min(FILTER_GRADIENT_BLOCK_PIXELS, totalPixels);
+  // Sums of dW^T [outChannels, patchSize] over the blocks.
+  const sums = new Float64Array(outChannels * patchSize);
 
-  for (let firstSample = 0; firstSample < batchSize; firstSample += chunkSamples) {
-    const samples = Math.min(chunkSamples, batchSize - firstSample);
-    const pixels = samples * pixelsPerSample;
-    const patches = wasm.makeOutput([pixels, patchSize], 'float32');
-    const dyTransposed = wasm.makeOutput([outChannels, pixels], 'float32');
+  for (let firstPixel = 0; firstPixel < totalPixels; firstPixel += blockPixels) {
+    const pixels = Math.min(blockPixels, totalPixels - firstPixel);
+    // Each block gets new buffers, because the wasm BatchMatMul caches its XNNPACK operator, with the
+    // packed second operand, under that operand's data id and would reuse stale values.
+    const patches = wasm.makeOutput([blockPixels, patchSize], 'float32');
+    const dyTransposed = wasm.makeOutput([outChannels, blockPixels], 'float32');
     let product: tf.TensorInfo | undefined;
     try {
-      // Views are taken after every allocation, because a heap growth detaches older views.
-      im2col(wasm.typedArrayFromHeap(x) as Float32Array, wasm.typedArrayFromHeap(patches) as Float32Array, info, firstSample, samples);
-      const dyChunk = (wasm.typedArrayFromHeap(dy) as Float32Array).subarray(
-        firstSample * pixelsPerSample * outChannels,
-        (firstSample + samples) * pixelsPerSample * outChannels,
+      // The last block may be short, so its operands are the leading rows of the buffers with the
+      // rest zeroed, which adds nothing to the sums.
+      const patchValues = wasm.typedArrayFromHeap(patches) as Float32Array;
+      const dyTransposedValues = wasm.typedArrayFromHeap(dyTransposed) as Float32Array;
+      if (pixels < blockPixels) {
+        patchValues.fill(0);
+        dyTransposedValues.fill(0);
+      }
+      im2col(wasm.typedArrayFromHeap(x) as Float32Array, patchValues, info, firstPixel, pixels);
+      const dyBlock = (wasm.typedArrayFromHeap(dy) as Float32Array).subarray(
+        firstPixel * outChannels,
+        (firstPixel + pixels) * outChannels,
       );
-      transpose2d(dyChunk, wasm.typedArrayFromHeap(dyTransposed) as Float32Array, pixels, outChannels);
+      transposeInto(dyBlock, dyTransposedValues, pixels, outChannels, blockPixels);
 
       product = matMulOnWasm(wasm, dyTransposed, patches);
+      // The view is taken after the matmul, because its allocation may grow the heap and detach older views.
       const productValues = wasm.typedArrayFromHeap(product) as Float32Array;
       for (let i = 0; i < sums.length; ++i) {
         (sums[i] as number) += productValues[i] as number;
@@ -206,7 +223,12 @@ function conv2dFilterGradient(
   }
 
   const output = wasm.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
-  transpose2d(sums, wasm.typedArrayFromHeap(output) as Float32Array, outChannels, patchSize);
+  const outputValues = wasm.typedArrayFromHeap(output) as Float32Array;
+  for (let d2 = 0; d2 < outChannels; ++d2) {
+    for (let tap = 0; tap < patchSize; ++tap) {
+      outputValues[tap * outChannels + d2] = sums[d2 * patchSize + tap] as number;
+    }
+  }
   return output;
 }
 
@@ -275,7 +297,7 @@ function conv2dInputGradient(
   (wasm.typedArrayFromHeap(output) as Float32Array).fill(0);
   const filterTransposed = wasm.makeOutput([outChannels, patchSize], 'float32');
   try {
-    transpose2d(
+    transposeInto(
       wasm.typedArrayFromHeap(filter) as Float32Array,
       wasm.typedArrayFromHeap(filterTransposed) as Float32Array,
       patchSize,

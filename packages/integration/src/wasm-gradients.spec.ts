@@ -69,7 +69,7 @@ function maxOver(actual: readonly ArrayLike<number>[], expected: readonly ArrayL
   return Math.max(...expected.map((values, index) => maxRelativeError(actual[index] as ArrayLike<number>, values)));
 }
 
-/** Returns seeded values in [-0.5, 0.5) for every variable; tfjs draws seeded values in JavaScript, the same on every backend. */
+/** Returns seeded values in [-0.5, 0.5) for every variable. tfjs draws seeded values in JavaScript, so they match on every backend. */
 function seededValues(variables: readonly tf.Variable[], seed: number): Float32Array[] {
   return variables.map((variable, index) =>
     tf.tidy(() => tf.randomUniform(variable.shape, -0.5, 0.5, 'float32', seed + index).dataSync() as Float32Array),

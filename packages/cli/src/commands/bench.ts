@@ -166,8 +166,8 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
   if (outDir !== undefined) {
     prepareOutputDir(outDir);
   }
-  const training = trainingFromFlags(values, baseConfig);
   const dataset = datasetFromFlags(values);
+  const training = trainingFromFlags(values, baseConfig, dataset);
 
   const logger = commandLogger(baseConfig);
   const backend = await selectBackend(baseConfig.backend, logger);

@@ -42,9 +42,9 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   const severity = integerFlag(values, 'severity', MIN_SEVERITY, MAX_SEVERITY) ?? 3;
   const batchSize = integerFlag(values, 'batch-size', 1) ?? 64;
   const maxSamples = integerFlag(values, 'max-samples', 1);
-  const training = trainingFromFlags(values, baseConfig);
   const modelDir = modelDirFromFlags(values);
   const dataset = datasetFromFlags(values);
+  const training = trainingFromFlags(values, baseConfig, dataset);
   const logFile = openLogFile(stringFlag(values, 'log-file'));
 
   try {

@@ -33,9 +33,9 @@ export async function trainCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   const config = configFromFlags(values, datasetDefaults);
-  const training = trainingFromFlags(values, config);
   const modelDir = modelDirFromFlags(values);
   const dataset = datasetFromFlags(values);
+  const training = trainingFromFlags(values, config, dataset);
 
   const logger = commandLogger(config);
   await selectBackend(config.backend, logger);
