@@ -9,7 +9,8 @@ import {
   saveBackboneWeights,
   type FrozenBackbone,
 } from '@safe-metanet/backbones';
-import { overrideConfig, type Logger, type SafeMetaNetConfig } from '@safe-metanet/core';
+import { buildSafeMetaNet, overrideConfig, type Logger, type SafeMetaNetConfig } from '@safe-metanet/core';
+import type { ContainerModule } from 'inversify';
 import type { ImageDataset, ImageSplit } from '@safe-metanet/datasets';
 
 import { ProgressBar } from './progress.js';
@@ -37,17 +38,21 @@ export const TRAINING_BATCH_SIZE = 64;
 export const TRAINING_LEARNING_RATE = 1e-3;
 
 /**
- * Optimizer steps of source-model training per backbone, when --epochs is not given: ten epochs of the
- * embedded MNIST split for the MLP (96.0% test accuracy at 256 units) and four for the CNN. A larger
- * data set gets as many whole epochs as needed to reach this count.
+ * Default training length per backbone when --epochs is not given: `epochs` passes over the training
+ * images, cut to whole epochs of at most `maxSteps` optimizer steps on a large data set. On the embedded
+ * MNIST split the MLP (256 units) reaches 96.0% and the CNN (32 channels) 96.1% clean test accuracy.
  */
-export const DEFAULT_TRAINING_STEPS: Readonly<Record<string, number>> = { mlp: 1240, cnn: 496 };
+export const DEFAULT_TRAINING_LENGTH: Readonly<Record<string, { readonly epochs: number; readonly maxSteps: number }>> = {
+  mlp: { epochs: 10, maxSteps: 5000 },
+  cnn: { epochs: 4, maxSteps: 2000 },
+};
 
 /** Returns the default training settings for a backbone and a training set of `trainCount` images. */
 export function defaultTraining(backbone: string, trainCount: number): SourceTraining {
-  const steps = DEFAULT_TRAINING_STEPS[backbone] ?? (DEFAULT_TRAINING_STEPS['mlp'] as number);
+  const length = DEFAULT_TRAINING_LENGTH[backbone] ?? (DEFAULT_TRAINING_LENGTH['mlp'] as { epochs: number; maxSteps: number });
   const stepsPerEpoch = Math.max(1, Math.floor(trainCount / TRAINING_BATCH_SIZE));
-  return { epochs: Math.max(1, Math.ceil(steps / stepsPerEpoch)), batchSize: TRAINING_BATCH_SIZE, learningRate: TRAINING_LEARNING_RATE };
+  const epochs = Math.max(1, Math.min(length.epochs, Math.floor(length.maxSteps / stepsPerEpoch)));
+  return { epochs, batchSize: TRAINING_BATCH_SIZE, learningRate: TRAINING_LEARNING_RATE };
 }
 
 /** A trained source model and where it came from. */
@@ -73,6 +78,20 @@ export function configForDataset(config: SafeMetaNetConfig, dataset: ImageDatase
     image_channels: dataset.channels,
     output_dim: dataset.numClasses,
   });
+}
+
+/**
+ * Builds and drops a runner on an untrained backbone of the data set's shape, so that a bad plugin name,
+ * schedule or adapter setting fails before a source model is trained.
+ */
+export function checkRunnerSettings(config: SafeMetaNetConfig, dataset: ImageDataset, modules: readonly ContainerModule[]): void {
+  const shaped = configForDataset(config, dataset);
+  const backbone = createBackbone(shaped, { decoder: true });
+  try {
+    buildSafeMetaNet({ config: shaped, modules, backbone }).dispose();
+  } finally {
+    backbone.dispose();
+  }
 }
 
 /** Returns the settings a saved model must match to be reused: the data, the architecture and the training. */

@@ -42,6 +42,10 @@ const ACTIVATORS: Record<ActiveBackend, () => Promise<void>> = {
 
 function firstLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  // tfjs-node's message names the full path of the missing addon; the reason is what matters in a log line.
+  if (message.includes('tfjs_binding.node')) {
+    return 'its native addon tfjs_binding.node is not built';
+  }
   return message.split('\n').find((line) => line.trim().length > 0)?.trim() ?? 'unknown error';
 }
 

@@ -56,6 +56,7 @@ export class SafeMetaNet {
     this.#logger = parts.logger;
 
     this.#checkSchedule();
+    this.#checkAdapters();
     const first = this.schedule.order[0];
     if (first === undefined) {
       throw new ConfigError('expansion_schedule', "Invalid value for 'expansion_schedule': []; list at least one layer.");
@@ -295,6 +296,17 @@ export class SafeMetaNet {
     for (const layerName of this.schedule.order) {
       if (!this.backbone.layers.some((layer) => layer.name === layerName)) {
         throw unknownLayer(layerName, this.backbone);
+      }
+    }
+  }
+
+  // Builds and drops an adapter for every scheduled layer, so that a setting no layer can take (a LoRA rank
+  // above a layer's dimensions, say) fails when the runner is built rather than when the scope reaches it.
+  #checkAdapters(): void {
+    for (const layerName of this.schedule.order) {
+      const layer = this.backbone.layers.find((candidate) => candidate.name === layerName);
+      if (layer !== undefined) {
+        this.adapterFactory.create(layer, { seed: this.config.seed }).dispose();
       }
     }
   }

@@ -14,8 +14,6 @@ import { buildHarness, SMALL_MODELS } from './harness.js';
 
 const RELATIVE_TOLERANCE = 1e-4;
 const BATCH_SIZE = 6;
-// Generous, because the first switch to wasm compiles the wasm module.
-const TEST_TIMEOUT_MS = 60_000;
 
 const ADAPTER_TYPES = ['lora', 'linear_adapter'] as const;
 const BACKBONES = ['mlp', 'cnn'] as const;
@@ -145,40 +143,36 @@ async function batchInputs(settings: Record<string, unknown>, seeds: readonly nu
 }
 
 describe('wasm against cpu', () => {
-  it.each(CASES)(
-    '$backbone with $adapter: logits and loss gradients match',
-    async ({ backbone, adapter, settings }) => {
-      const [inputs = new Float32Array()] = await batchInputs(settings, [11]);
-      const cpu = await computeOnBackend('cpu', settings, inputs);
-      const wasm = await computeOnBackend('wasm', settings, inputs, cpu.adapterValues);
+  it.each(CASES)('$backbone with $adapter: logits and loss gradients match', async ({ backbone, adapter, settings }) => {
+    const [inputs = new Float32Array()] = await batchInputs(settings, [11]);
+    const cpu = await computeOnBackend('cpu', settings, inputs);
+    const wasm = await computeOnBackend('wasm', settings, inputs, cpu.adapterValues);
 
-      // Both runners carry the same adapters with the same assigned values.
-      expect(wasm.variableNames.map(withoutNumber)).toEqual(cpu.variableNames.map(withoutNumber));
-      expect(wasm.adapterValues).toEqual(cpu.adapterValues);
-      // Every gradient has a nonzero element, so that no comparison below is between two all-zero tensors.
-      for (const [index, gradient] of cpu.gradients.entries()) {
-        expect(maxAbs(gradient), `cpu gradient of ${cpu.variableNames[index]}`).toBeGreaterThan(0);
-      }
+    // Both runners carry the same adapters with the same assigned values.
+    expect(wasm.variableNames.map(withoutNumber)).toEqual(cpu.variableNames.map(withoutNumber));
+    expect(wasm.adapterValues).toEqual(cpu.adapterValues);
+    // Every gradient has a nonzero element, so that no comparison below is between two all-zero tensors.
+    for (const [index, gradient] of cpu.gradients.entries()) {
+      expect(maxAbs(gradient), `cpu gradient of ${cpu.variableNames[index]}`).toBeGreaterThan(0);
+    }
 
-      expectTensorClose(wasm.frozenLogits, cpu.frozenLogits, RELATIVE_TOLERANCE);
-      expectTensorClose(wasm.adaptedLogits, cpu.adaptedLogits, RELATIVE_TOLERANCE);
-      expectTensorClose([wasm.loss], [cpu.loss], RELATIVE_TOLERANCE);
-      expect(wasm.gradients).toHaveLength(cpu.gradients.length);
-      for (const [index, gradient] of cpu.gradients.entries()) {
-        expectTensorClose(wasm.gradients[index] as Float32Array, gradient, RELATIVE_TOLERANCE);
-      }
+    expectCloseNamed('frozen logits', wasm.frozenLogits, cpu.frozenLogits);
+    expectCloseNamed('adapted logits', wasm.adaptedLogits, cpu.adaptedLogits);
+    expectCloseNamed('loss', [wasm.loss], [cpu.loss]);
+    expect(wasm.gradients).toHaveLength(cpu.gradients.length);
+    for (const [index, gradient] of cpu.gradients.entries()) {
+      expectCloseNamed(`gradient of ${cpu.variableNames[index]}`, wasm.gradients[index] as Float32Array, gradient);
+    }
 
-      maxErrors.push({
-        case: `${backbone} ${adapter}`,
-        variables: cpu.gradients.length,
-        frozen_logits: maxRelativeError(wasm.frozenLogits, cpu.frozenLogits),
-        adapted_logits: maxRelativeError(wasm.adaptedLogits, cpu.adaptedLogits),
-        loss: maxRelativeError([wasm.loss], [cpu.loss]),
-        gradients: maxOver(wasm.gradients, cpu.gradients),
-      });
-    },
-    TEST_TIMEOUT_MS,
-  );
+    maxErrors.push({
+      case: `${backbone} ${adapter}`,
+      variables: cpu.gradients.length,
+      frozen_logits: maxRelativeError(wasm.frozenLogits, cpu.frozenLogits),
+      adapted_logits: maxRelativeError(wasm.adaptedLogits, cpu.adaptedLogits),
+      loss: maxRelativeError([wasm.loss], [cpu.loss]),
+      gradients: maxOver(wasm.gradients, cpu.gradients),
+    });
+  });
 });
 
 /** Runs a fresh runner on `backend` over the batches and returns its records. */
@@ -208,40 +202,45 @@ function metricsOf(record: RunRecord): (number | null)[] {
 }
 
 describe('loop on wasm and cpu', () => {
-  it(
-    'cnn with lora: 20 steps give the same decisions',
-    async () => {
-      // With lr 0.02 and threshold 0.01 this run (on cpu) accepts at scope 2 from step 0, grows to scope 3
-      // at step 9 and then mixes accepts and rejects. The closest decision clears the threshold by 1.2e-3.
-      const settings = { ...SMALL_MODELS.cnn, num_layers: 3, lr: 0.02, rollback_threshold: 0.01, seed: 5 };
-      const seeds = Array.from({ length: 20 }, (_, step) => 600 + step);
-      const batches = await batchInputs(settings, seeds);
+  it('cnn with lora: 20 steps give the same decisions', async () => {
+    // With lr 0.02 and threshold 0.01 this run (on cpu) accepts at scope 2 from step 0, grows to scope 3
+    // at step 9 and then mixes accepts and rejects. The closest decision clears the threshold by 1.2e-3.
+    const settings = { ...SMALL_MODELS.cnn, num_layers: 3, lr: 0.02, rollback_threshold: 0.01, seed: 5 };
+    const seeds = Array.from({ length: 20 }, (_, step) => 600 + step);
+    const batches = await batchInputs(settings, seeds);
 
-      const cpu = await runLoop('cpu', settings, batches);
-      const wasm = await runLoop('wasm', settings, batches);
+    const cpu = await runLoop('cpu', settings, batches);
+    const wasm = await runLoop('wasm', settings, batches);
 
-      expect(wasm.map((record) => record.action)).toEqual(cpu.map((record) => record.action));
-      expect(wasm.map((record) => record.scope)).toEqual(cpu.map((record) => record.scope));
-      expect(wasm.map((record) => record.attempts)).toEqual(cpu.map((record) => record.attempts));
-      expect(wasm.map((record) => record.reject_reason)).toEqual(cpu.map((record) => record.reject_reason));
-      // The run covers both outcomes and an expansion, so that the equalities above are not trivial.
-      expect(cpu.some((record) => record.action === 'accept')).toBe(true);
-      expect(cpu.some((record) => record.action === 'reject')).toBe(true);
-      expect(cpu.some((record) => record.scope_expanded)).toBe(true);
+    expect(wasm.map((record) => record.action)).toEqual(cpu.map((record) => record.action));
+    expect(wasm.map((record) => record.scope)).toEqual(cpu.map((record) => record.scope));
+    expect(wasm.map((record) => record.attempts)).toEqual(cpu.map((record) => record.attempts));
+    expect(wasm.map((record) => record.reject_reason)).toEqual(cpu.map((record) => record.reject_reason));
+    // The run covers both outcomes and an expansion, so that the equalities above are not trivial.
+    expect(cpu.some((record) => record.action === 'accept')).toBe(true);
+    expect(cpu.some((record) => record.action === 'reject')).toBe(true);
+    expect(cpu.some((record) => record.scope_expanded)).toBe(true);
 
-      let maxError = 0;
-      for (const [index, record] of cpu.entries()) {
-        const expected = metricsOf(record);
-        const actual = metricsOf(wasm[index] as RunRecord);
-        expect(expected.every((value) => value !== null)).toBe(true);
-        expectTensorClose(actual as number[], expected as number[], RELATIVE_TOLERANCE);
-        maxError = Math.max(maxError, maxRelativeError(actual as number[], expected as number[]));
-      }
-      maxErrors.push({ case: 'cnn lora, 20 loop steps', metrics: maxError });
-    },
-    TEST_TIMEOUT_MS,
-  );
+    let maxError = 0;
+    for (const [index, record] of cpu.entries()) {
+      const expected = metricsOf(record);
+      const actual = metricsOf(wasm[index] as RunRecord);
+      expect(expected.every((value) => value !== null)).toBe(true);
+      expectCloseNamed(`metrics of step ${index}`, actual as number[], expected as number[]);
+      maxError = Math.max(maxError, maxRelativeError(actual as number[], expected as number[]));
+    }
+    maxErrors.push({ case: 'cnn lora, 20 loop steps', metrics: maxError });
+  });
 });
+
+/** Runs expectTensorClose at RELATIVE_TOLERANCE and puts `label` in front of its failure message. */
+function expectCloseNamed(label: string, actual: ArrayLike<number>, expected: ArrayLike<number>): void {
+  try {
+    expectTensorClose(actual, expected, RELATIVE_TOLERANCE);
+  } catch (error) {
+    throw new Error(`${label}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
 
 function withoutNumber(name: string): string {
   return name.replace(/\/\d+$/, '');

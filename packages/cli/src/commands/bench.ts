@@ -17,7 +17,7 @@ import { prepareOutputDir, writeFileAtomically } from '../output-files.js';
 import { standardModules } from '../plugins.js';
 import { ProgressBar } from '../progress.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
-import { obtainSourceModel, sliceSplit } from '../source-model.js';
+import { checkRunnerSettings, obtainSourceModel, sliceSplit } from '../source-model.js';
 import { adaptStream, errorOf, type ImageStream } from '../stream.js';
 import { evaluateBackbone } from '../training.js';
 import { UsageError } from '../usage-error.js';
@@ -171,6 +171,7 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
 
   const logger = commandLogger(baseConfig);
   const backend = await selectBackend(baseConfig.backend, logger);
+  checkRunnerSettings(baseConfig, dataset, standardModules());
   const source = obtainSourceModel({ config: baseConfig, dataset, modelDir: modelDirFromFlags(values), training, logger, retrain: values['retrain'] === true });
   const count = Math.min(maxSamples, dataset.test.count);
   if (count < batchSize) {

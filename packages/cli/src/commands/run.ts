@@ -7,7 +7,7 @@ import { openLogFile } from '../log-file.js';
 import { formatHeader, formatSummary } from '../output.js';
 import { standardModules } from '../plugins.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
-import { obtainSourceModel } from '../source-model.js';
+import { checkRunnerSettings, obtainSourceModel } from '../source-model.js';
 import { adaptStream } from '../stream.js';
 import { UsageError } from '../usage-error.js';
 
@@ -50,6 +50,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   try {
     const logger = commandLogger(baseConfig);
     const backend = await selectBackend(baseConfig.backend, logger);
+    checkRunnerSettings(baseConfig, dataset, standardModules());
     const source = obtainSourceModel({ config: baseConfig, dataset, modelDir, training, logger, retrain: values['retrain'] === true });
     const config = source.config;
 
