@@ -13,9 +13,9 @@ export const DATA_FLAGS: FlagSpecs = {
 };
 
 /**
- * Hidden widths for image data sets, used unless the config file or a flag sets hidden_dim: the
- * general default of 64 units leaves the MLP below 95% test accuracy on the embedded MNIST split
- * (93.4% measured), while 256 units reach 96%. The CNN needs fewer channels than 64 for that.
+ * Hidden widths for image data sets, used unless the config file or a flag sets hidden_dim.
+ * At the general default of 64 units the MLP reaches 93.4% test accuracy on the embedded MNIST
+ * split, and at 256 units 96.0%. The CNN reaches 96.1% with 32 channels.
  */
 const DATASET_HIDDEN_DIM: Readonly<Record<string, number>> = { mlp: 256, cnn: 32 };
 

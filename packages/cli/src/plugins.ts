@@ -5,7 +5,7 @@ import { backbonesModule } from '@safe-metanet/backbones';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
-/** The container modules of the standard plugin packages. */
+/** Returns the container modules of the standard plugin packages. */
 export function standardModules(): ContainerModule[] {
   return [backbonesModule, adaptersModule, proxiesModule, policiesModule];
 }

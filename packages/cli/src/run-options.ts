@@ -66,7 +66,7 @@ export function configFromFlags(
   return defaults.length === 0 ? config : overrideConfig(config, Object.fromEntries(defaults));
 }
 
-/** The logger of a command: the config's level, to standard error. */
+/** Creates the logger of a command: the config's level, writing to standard error. */
 export function commandLogger(config: SafeMetaNetConfig): Logger {
   return new StreamLogger(config.logLevel);
 }

@@ -57,7 +57,7 @@ export interface SafeMetaNetConfig {
   readonly policy: string;
   /** Expansion schedule plugin name. Default `layer_by_layer`. */
   readonly expansion: string;
-  /** Which prediction a batch reports: after its accepted update, or before any update. Default `after_update`. */
+  /** Prediction a batch reports: after its accepted update, or before any update. Default `after_update`. */
   readonly prediction: 'after_update' | 'before_update';
   /** Seed for weights, adapters and data. Default 0. */
   readonly seed: number;
@@ -149,7 +149,7 @@ export function defaultExpansionSchedule(numLayers: number): string[] {
   return schedule;
 }
 
-/** The full default config, equal to the Python prototype's defaults. */
+/** Returns the full default config, equal to the Python prototype's defaults. */
 export function defaultConfig(): SafeMetaNetConfig {
   return resolveConfig({});
 }

@@ -44,7 +44,7 @@ export function bindPlugin<K extends PluginKind>(
   options.bind(PluginRegistrationId).toConstantValue({ kind, name });
 }
 
-/** What buildSafeMetaNet needs. */
+/** Inputs of buildSafeMetaNet. */
 export interface BuildOptions {
   /** The validated config; plugins are picked by its names. */
   readonly config: SafeMetaNetConfig;

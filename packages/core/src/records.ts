@@ -41,7 +41,7 @@ export interface RunRecord {
   readonly reject_reason: RejectReason | null;
   /** Wall-clock time of the batch in milliseconds. */
   readonly duration_ms: number;
-  /** Which model output `accuracy` scores: after the batch's accepted update, or before any update of the batch. */
+  /** Model output that `accuracy` scores: after the batch's accepted update, or before any update of the batch. */
   readonly prediction: 'after_update' | 'before_update';
   /** Every attempt of the batch, in order. */
   readonly attempt_metrics: readonly AttemptRecord[];

@@ -29,9 +29,9 @@ interface AttemptResult {
 }
 
 /**
- * The Safe MetaNet loop: per batch, train the adapters in scope on the proxy metric, keep the update
- * only when the acceptance policy accepts it, otherwise restore the exact previous weights and widen
- * the scope by the next layer of the schedule.
+ * The Safe MetaNet loop. For each batch it trains the adapters in scope on the proxy metric and keeps
+ * the update only when the acceptance policy accepts it. Otherwise it restores the exact previous
+ * weights and widens the scope by the next layer of the schedule.
  */
 export class SafeMetaNet {
   readonly config: SafeMetaNetConfig;
@@ -84,7 +84,7 @@ export class SafeMetaNet {
     return summarizeRecords(this.#records);
   }
 
-  /** Every trainable adapter parameter in scope. */
+  /** Returns every trainable adapter parameter in scope. */
   scopeVariables(): tf.Variable[] {
     return this.#scope.flatMap((layer) => this.#adapters.get(layer)?.variables ?? []);
   }
