@@ -47,7 +47,14 @@ export {
   type RunRecord,
   type RunSummary,
 } from './records.js';
-export { accuracyOf, describeRecord, SafeMetaNet, type SafeMetaNetParts } from './safe-metanet.js';
+export {
+  accuracyOf,
+  describeRecord,
+  SafeMetaNet,
+  type RunnerState,
+  type SafeMetaNetParts,
+  type VariableState,
+} from './safe-metanet.js';
 export {
   AcceptancePolicyId,
   AdapterFactoryId,

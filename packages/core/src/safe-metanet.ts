@@ -10,6 +10,29 @@ import type { Logger } from './logger.js';
 import type { ProxyMetric } from './proxy-metric.js';
 import { finiteOrNull, summarizeRecords, type AttemptRecord, type RunRecord, type RunSummary } from './records.js';
 
+/** Values of one adapter variable, for checkpoints. */
+export interface VariableState {
+  readonly shape: readonly number[];
+  /** Float32 values in row-major order. */
+  readonly values: readonly number[];
+}
+
+/**
+ * Everything a runner needs to continue a stream exactly: the scope, the adapter values, the records
+ * so far and the stream position. The optimizer starts fresh on every attempt, so it has no state to keep,
+ * and adapters are initialised from the seed and the layer index, so no random state is needed either.
+ */
+export interface RunnerState {
+  /** Layers in scope, in the order they joined. */
+  readonly scope: readonly string[];
+  /** Adapter variables by layer name, in the adapter's `variables` order. */
+  readonly adapters: Readonly<Record<string, readonly VariableState[]>>;
+  /** Records of the batches processed so far. */
+  readonly records: readonly RunRecord[];
+  /** Samples processed so far. */
+  readonly samplesSeen: number;
+}
+
 /** The plugins and settings a runner is built from. */
 export interface SafeMetaNetParts {
   readonly config: SafeMetaNetConfig;
@@ -159,6 +182,57 @@ export class SafeMetaNet {
     this.#records.push(record);
     this.#logger.info(describeRecord(record, this.proxy.name));
     return record;
+  }
+
+  /** Returns the runner's state, to be saved in a checkpoint. */
+  exportState(): RunnerState {
+    const adapters: Record<string, VariableState[]> = {};
+    for (const [layerName, adapter] of this.#adapters) {
+      adapters[layerName] = adapter.variables.map((variable) => ({
+        shape: [...variable.shape],
+        values: Array.from(variable.dataSync()),
+      }));
+    }
+    return { scope: [...this.#scope], adapters, records: [...this.#records], samplesSeen: this.#samplesSeen };
+  }
+
+  /**
+   * Restores a state from exportState of a runner with the same config and backbone.
+   * Raises an InputError when the state does not fit (an unknown layer, a different variable shape).
+   */
+  importState(state: RunnerState): void {
+    for (const layerName of state.scope) {
+      if (!this.schedule.order.includes(layerName)) {
+        throw new InputError(`Invalid checkpoint: layer '${layerName}' in its scope is not in the expansion schedule [${this.schedule.order.join(', ')}].`);
+      }
+    }
+    for (const layerName of state.scope) {
+      if (!this.#scope.includes(layerName)) {
+        this.#addToScope(layerName);
+      }
+    }
+    // Every shape is checked before any value is assigned, so that a bad checkpoint changes no weight.
+    const assignments: [tf.Variable, VariableState][] = [];
+    for (const [layerName, variables] of Object.entries(state.adapters)) {
+      const adapter = this.#adapters.get(layerName);
+      if (adapter === undefined || adapter.variables.length !== variables.length) {
+        throw new InputError(`Invalid checkpoint: the adapter of layer '${layerName}' does not match this runner's config.`);
+      }
+      adapter.variables.forEach((variable, index) => {
+        const saved = variables[index] as VariableState;
+        if (saved.shape.join(',') !== variable.shape.join(',') || saved.values.length !== variable.size) {
+          throw new InputError(
+            `Invalid checkpoint: adapter variable ${index} of layer '${layerName}' has shape [${saved.shape.join(', ')}], expected [${variable.shape.join(', ')}].`,
+          );
+        }
+        assignments.push([variable, saved]);
+      });
+    }
+    for (const [variable, saved] of assignments) {
+      tf.tidy(() => variable.assign(tf.tensor(saved.values as number[], [...saved.shape], 'float32')));
+    }
+    this.#records.splice(0, this.#records.length, ...state.records);
+    this.#samplesSeen = state.samplesSeen;
   }
 
   /** Releases every adapter; the backbone belongs to the caller. */
