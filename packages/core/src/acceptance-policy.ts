@@ -1,5 +1,19 @@
-/** Why an attempt was rejected. */
-export type RejectReason = 'no_improvement' | 'non_finite';
+/** Why an attempt was rejected: no metric improvement, a non-finite value, or predictions too far from the frozen model's. */
+export type RejectReason = 'no_improvement' | 'non_finite' | 'source_divergence';
+
+/** How far the adapted model's predictions moved from the frozen model's on a batch. */
+export interface SourceDivergence {
+  /** Share of samples whose predicted class is the same for both models, in [0, 1]. */
+  readonly agreement: number;
+  /** Mean KL divergence from the frozen model's softmax to the adapted model's, in nats. */
+  readonly kl: number;
+}
+
+/** Proxy metric on the held-out part of a batch, which the update was not trained on. */
+export interface HeldOutMetrics {
+  readonly metricBefore: number;
+  readonly metricAfter: number;
+}
 
 /** The evidence an acceptance policy judges. */
 export interface GateEvidence {
@@ -11,6 +25,10 @@ export interface GateEvidence {
   readonly step: number;
   /** Zero-based attempt index within the batch. */
   readonly attempt: number;
+  /** Metrics on the held-out part of the batch; present when `holdout_fraction` is above 0. */
+  readonly heldOut?: HeldOutMetrics;
+  /** Measures, on the whole batch, how far the updated model moved from the frozen one; computed on demand. */
+  readonly sourceDivergence: () => SourceDivergence;
 }
 
 /** Outcome of the gate for one attempt. */

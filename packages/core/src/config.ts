@@ -53,8 +53,20 @@ export interface SafeMetaNetConfig {
   readonly disableScopeExpansion: boolean;
   /** Proxy metric plugin name. Default `entropy`. */
   readonly proxy: string;
-  /** Acceptance policy plugin name. Default `threshold`. */
+  /** Acceptance policy plugin name, or several joined with `+`, which must all accept. Default `threshold`. */
   readonly policy: string;
+  /** Share of each batch held out from training and used only to judge the update, in [0, 0.9]. Default 0. */
+  readonly holdoutFraction: number;
+  /** Minimum share of samples on which the adapted and the frozen model predict the same class (source_anchor). Default 0.9. */
+  readonly anchorMinAgreement: number;
+  /** Maximum mean KL divergence from the frozen model's predictions to the adapted model's, in nats (source_anchor). Default 0.5. */
+  readonly anchorMaxKl: number;
+  /** When adapters go back to zero delta and the scope to its first layer: none, episodic, periodic or on_collapse. Default `none`. */
+  readonly reset: 'none' | 'episodic' | 'periodic' | 'on_collapse';
+  /** Batches between resets in `periodic` mode. Default 50. */
+  readonly resetEvery: number;
+  /** Reset in `on_collapse` mode when the entropy of the running mean prediction falls below this share of ln(classes). Default 0.5. */
+  readonly collapseThreshold: number;
   /** Expansion schedule plugin name. Default `layer_by_layer`. */
   readonly expansion: string;
   /** Prediction a batch reports: after its accepted update, or before any update. Default `after_update`. */
@@ -67,7 +79,7 @@ export interface SafeMetaNetConfig {
   readonly logLevel: LogLevel;
 }
 
-type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'string_list';
+type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'string_list' | 'string_or_list';
 
 interface KeySpec {
   readonly camel: keyof SafeMetaNetConfig;
@@ -77,6 +89,8 @@ interface KeySpec {
   readonly min?: number;
   /** When true, `min` itself is not allowed. */
   readonly exclusiveMin?: boolean;
+  /** Largest allowed value, inclusive. */
+  readonly max?: number;
 }
 
 // The snake_case keys of the YAML file. The first block is the Python prototype's, with its defaults.
@@ -102,7 +116,13 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   lora_alpha: { camel: 'loraAlpha', kind: 'number', min: 0, exclusiveMin: true },
   trust_region: { camel: 'trustRegion', kind: 'string', allowed: ['absolute', 'from_snapshot'] },
   proxy: { camel: 'proxy', kind: 'string' },
-  policy: { camel: 'policy', kind: 'string' },
+  policy: { camel: 'policy', kind: 'string_or_list' },
+  holdout_fraction: { camel: 'holdoutFraction', kind: 'number', min: 0, max: 0.9 },
+  anchor_min_agreement: { camel: 'anchorMinAgreement', kind: 'number', min: 0, max: 1 },
+  anchor_max_kl: { camel: 'anchorMaxKl', kind: 'number', min: 0 },
+  reset: { camel: 'reset', kind: 'string', allowed: ['none', 'episodic', 'periodic', 'on_collapse'] },
+  reset_every: { camel: 'resetEvery', kind: 'integer', min: 1 },
+  collapse_threshold: { camel: 'collapseThreshold', kind: 'number', min: 0, max: 1 },
   expansion: { camel: 'expansion', kind: 'string' },
   prediction: { camel: 'prediction', kind: 'string', allowed: ['after_update', 'before_update'] },
   seed: { camel: 'seed', kind: 'integer', min: 0 },
@@ -133,6 +153,12 @@ const FIXED_DEFAULTS = {
   disableScopeExpansion: false,
   proxy: 'entropy',
   policy: 'threshold',
+  holdoutFraction: 0,
+  anchorMinAgreement: 0.9,
+  anchorMaxKl: 0.5,
+  reset: 'none',
+  resetEvery: 50,
+  collapseThreshold: 0.5,
   expansion: 'layer_by_layer',
   prediction: 'after_update',
   seed: 0,
@@ -317,6 +343,15 @@ function checkValue(key: string, spec: KeySpec, value: unknown): unknown {
       return value;
     case 'string':
       return checkString(key, spec, value);
+    case 'string_or_list':
+      // A list of plugin names is stored joined with '+', the form the container splits again.
+      if (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string' && item.length > 0)) {
+        return (value as string[]).join('+');
+      }
+      if (typeof value === 'string' && value.length > 0) {
+        return value;
+      }
+      throw typeError(key, value, 'a name or a non-empty list of names');
     case 'string_list':
       if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) {
         throw typeError(key, value, 'a list of layer names such as [layer_2, layer_1, layer_0]');
@@ -346,6 +381,9 @@ function checkNumber(key: string, spec: KeySpec, value: unknown): number {
   }
   if (spec.kind === 'integer' && !Number.isInteger(value)) {
     throw typeError(key, value, expected);
+  }
+  if (spec.max !== undefined && value > spec.max) {
+    throw new ConfigError(key, `Invalid value for '${key}': ${value}; it must be at most ${spec.max}.`);
   }
   if (spec.min !== undefined) {
     const tooSmall = spec.exclusiveMin === true ? value <= spec.min : value < spec.min;

@@ -2,6 +2,8 @@ import 'reflect-metadata';
 
 import { Container, type ContainerModule, type ContainerModuleLoadOptions, type Newable, type ServiceIdentifier } from 'inversify';
 
+import type { AcceptancePolicy } from './acceptance-policy.js';
+import { AllOfPolicy } from './all-of-policy.js';
 import type { Backbone } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
 import { ConfigError, PluginError } from './errors.js';
@@ -98,6 +100,15 @@ const KEY_OF_KIND: Record<PluginKind, string> = {
   expansion: 'expansion',
 };
 
+/** Resolves a policy name, or several joined with `+`, which then must all accept. */
+export function resolvePolicy(container: Container, names: string): AcceptancePolicy {
+  const policies = names.split('+').map((name) => resolvePlugin(container, 'policy', name.trim()));
+  if (policies.length === 1) {
+    return policies[0] as AcceptancePolicy;
+  }
+  return new AllOfPolicy(policies);
+}
+
 /** Builds a ready runner from a config and plugin modules. */
 export function buildSafeMetaNet(options: BuildOptions): SafeMetaNet {
   const logger = options.logger ?? silentLogger;
@@ -106,7 +117,7 @@ export function buildSafeMetaNet(options: BuildOptions): SafeMetaNet {
 
   const adapterFactory = resolvePlugin(container, 'adapter', names.adapter);
   const proxy = resolvePlugin(container, 'proxy', names.proxy);
-  const policy = resolvePlugin(container, 'policy', names.policy);
+  const policy = resolvePolicy(container, names.policy);
   const schedule = resolvePlugin(container, 'expansion', names.expansion);
   const backbone = options.backbone ?? resolvePlugin(container, 'backbone', names.backbone);
 

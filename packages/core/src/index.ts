@@ -1,4 +1,12 @@
-export type { AcceptancePolicy, GateDecision, GateEvidence, RejectReason } from './acceptance-policy.js';
+export type {
+  AcceptancePolicy,
+  GateDecision,
+  GateEvidence,
+  HeldOutMetrics,
+  RejectReason,
+  SourceDivergence,
+} from './acceptance-policy.js';
+export { AllOfPolicy } from './all-of-policy.js';
 export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';
 export { selectBackend, type ActiveBackend } from './backend.js';
 export type { Backbone, BackboneOutput, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
@@ -25,6 +33,7 @@ export {
   buildSafeMetaNet,
   effectivePluginNames,
   resolvePlugin,
+  resolvePolicy,
   type BuildOptions,
 } from './container.js';
 export {

@@ -15,6 +15,10 @@ export interface AttemptRecord {
   readonly accepted: boolean;
   /** Reason for a rejection, null when accepted. */
   readonly reject_reason: RejectReason | null;
+  /** Metric on the held-out part of the batch before the update; only with `holdout_fraction` above 0. */
+  readonly held_out_before?: number | null;
+  /** Metric on the held-out part of the batch after the update; only with `holdout_fraction` above 0. */
+  readonly held_out_after?: number | null;
 }
 
 /** The record of one batch; the field names are the prototype's, in snake_case. */
@@ -51,6 +55,8 @@ export interface RunRecord {
   readonly source_accuracy?: number;
   /** Number of samples in the batch. */
   readonly batch_size: number;
+  /** Whether the adapters went back to zero delta and the scope to its first layer before this batch. */
+  readonly reset: boolean;
 }
 
 /** Totals over a run. */
@@ -65,6 +71,8 @@ export interface RunSummary {
   readonly expanded: number;
   /** Batches rejected because a metric or loss was not finite. */
   readonly non_finite: number;
+  /** Batches before which the adapters were reset. */
+  readonly resets: number;
   /** Metric before the first batch's update. */
   readonly first_metric: number | null;
   /** Metric after the last batch's update. */
@@ -82,6 +90,7 @@ export function summarizeRecords(records: readonly RunRecord[]): RunSummary {
   let accepted = 0;
   let expanded = 0;
   let nonFinite = 0;
+  let resets = 0;
   let labelled = 0;
   let sourceCorrect = 0;
   let adaptedCorrect = 0;
@@ -96,6 +105,9 @@ export function summarizeRecords(records: readonly RunRecord[]): RunSummary {
     if (record.reject_reason === 'non_finite') {
       nonFinite++;
     }
+    if (record.reset) {
+      resets++;
+    }
     if (record.accuracy !== undefined && record.source_accuracy !== undefined) {
       labelled += record.batch_size;
       adaptedCorrect += record.accuracy * record.batch_size;
@@ -109,6 +121,7 @@ export function summarizeRecords(records: readonly RunRecord[]): RunSummary {
     rejected: records.length - accepted,
     expanded,
     non_finite: nonFinite,
+    resets,
     first_metric: records[0]?.metric_before ?? null,
     last_metric: records.at(-1)?.metric_after ?? null,
     final_scope: records.at(-1)?.scope ?? [],

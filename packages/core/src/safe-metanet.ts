@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import type { AcceptancePolicy, GateDecision, RejectReason } from './acceptance-policy.js';
+import type { AcceptancePolicy, GateDecision, HeldOutMetrics, RejectReason, SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
 import type { Backbone, BackboneOutput, LayerAdapters } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
@@ -46,6 +46,19 @@ export interface SafeMetaNetParts {
 
 const NO_ADAPTERS: LayerAdapters = new Map();
 
+/** A batch split into the part the adapters train on and the part held out for judging. */
+interface BatchSplit {
+  readonly train: tf.Tensor;
+  readonly heldOut?: tf.Tensor;
+}
+
+function heldOutFields(heldOut: HeldOutMetrics | undefined): Pick<AttemptRecord, 'held_out_before' | 'held_out_after'> {
+  if (heldOut === undefined) {
+    return {};
+  }
+  return { held_out_before: finiteOrNull(heldOut.metricBefore), held_out_after: finiteOrNull(heldOut.metricAfter) };
+}
+
 interface AttemptResult {
   readonly record: AttemptRecord;
   readonly gradientSteps: number;
@@ -68,6 +81,9 @@ export class SafeMetaNet {
   readonly #records: RunRecord[] = [];
   #scope: string[] = [];
   #samplesSeen = 0;
+  /** Running mean of the adapted model's softmax over batches, for the on_collapse reset; undefined until a batch. */
+  #meanPrediction: Float32Array | undefined;
+  #collapseDetected = false;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -128,23 +144,34 @@ export class SafeMetaNet {
     this.#checkBatch(batch, labels);
 
     const stepIndex = this.#records.length;
+    const reset = this.#resetDue(stepIndex);
+    if (reset) {
+      this.resetAdapters();
+    }
     const scopeAtStart = this.#scope.length;
     const preUpdateLogits = labels !== undefined && this.config.prediction === 'before_update' ? this.predict(batch) : undefined;
 
+    const split = this.#splitBatch(batch);
     const attempts: AttemptRecord[] = [];
     let gradientSteps = 0;
-    for (;;) {
-      const result = this.#attempt(batch, stepIndex, attempts.length);
-      attempts.push(result.record);
-      gradientSteps += result.gradientSteps;
-      if (result.record.accepted || result.record.reject_reason === 'non_finite') {
-        break;
+    try {
+      for (;;) {
+        const result = this.#attempt(split, batch, stepIndex, attempts.length);
+        attempts.push(result.record);
+        gradientSteps += result.gradientSteps;
+        if (result.record.accepted || result.record.reject_reason === 'non_finite') {
+          break;
+        }
+        const next = this.schedule.next(this.#scope);
+        if (next === undefined) {
+          break;
+        }
+        this.#addToScope(next);
       }
-      const next = this.schedule.next(this.#scope);
-      if (next === undefined) {
-        break;
+    } finally {
+      if (split.heldOut !== undefined) {
+        tf.dispose([split.train, split.heldOut]);
       }
-      this.#addToScope(next);
     }
 
     const first = attempts[0];
@@ -168,6 +195,7 @@ export class SafeMetaNet {
       prediction: this.config.prediction,
       attempt_metrics: attempts,
       batch_size: batch.shape[0] ?? 0,
+      reset,
     };
     if (labels !== undefined) {
       const adapted = preUpdateLogits ?? this.predict(batch);
@@ -178,10 +206,26 @@ export class SafeMetaNet {
     }
     record = { ...record, duration_ms: performance.now() - started };
 
+    if (this.config.reset === 'on_collapse') {
+      this.#trackCollapse(batch);
+    }
     this.#samplesSeen += record.batch_size;
     this.#records.push(record);
     this.#logger.info(describeRecord(record, this.proxy.name));
     return record;
+  }
+
+  /** Drops every adapter, so that the model is the frozen one again, and shrinks the scope to its first layer. */
+  resetAdapters(): void {
+    const first = this.schedule.order[0] as string;
+    for (const adapter of this.#adapters.values()) {
+      adapter.dispose();
+    }
+    this.#adapters.clear();
+    this.#scope = [];
+    this.#addToScope(first);
+    this.#meanPrediction = undefined;
+    this.#collapseDetected = false;
   }
 
   /** Returns the runner's state, to be saved in a checkpoint. */
@@ -244,7 +288,58 @@ export class SafeMetaNet {
     this.#scope = [];
   }
 
-  #attempt(batch: tf.Tensor, step: number, attempt: number): AttemptResult {
+  #resetDue(step: number): boolean {
+    switch (this.config.reset) {
+      case 'episodic':
+        return step > 0;
+      case 'periodic':
+        return step > 0 && step % this.config.resetEvery === 0;
+      case 'on_collapse':
+        return this.#collapseDetected;
+      case 'none':
+        return false;
+    }
+  }
+
+  // Keeps an exponential moving average (weight 0.1 per batch) of the adapted model's mean softmax. A running
+  // mean whose entropy falls below collapse_threshold * ln(classes) means the predictions pile onto few classes.
+  #trackCollapse(batch: tf.Tensor): void {
+    const mean = tf.tidy(() => tf.softmax(this.backbone.forward(batch, this.#adapters).logits).mean(0).dataSync() as Float32Array);
+    const running = this.#meanPrediction ?? mean.slice();
+    let entropy = 0;
+    for (let index = 0; index < running.length; index++) {
+      const value = 0.9 * (running[index] as number) + 0.1 * (mean[index] as number);
+      running[index] = value;
+      entropy -= value > 0 ? value * Math.log(value) : 0;
+    }
+    this.#meanPrediction = running;
+    this.#collapseDetected = entropy < this.config.collapseThreshold * Math.log(running.length);
+  }
+
+  // Splits off the last holdout_fraction of the batch (at least one sample) for judging only. A batch of one
+  // sample cannot be split, so it is trained and judged on whole.
+  #splitBatch(batch: tf.Tensor): BatchSplit {
+    const size = batch.shape[0] ?? 0;
+    const heldCount = Math.floor(size * this.config.holdoutFraction);
+    if (this.config.holdoutFraction === 0 || size < 2) {
+      return { train: batch };
+    }
+    const held = Math.min(Math.max(heldCount, 1), size - 1);
+    return { train: batch.slice(0, size - held), heldOut: batch.slice(size - held) };
+  }
+
+  #sourceDivergence(batch: tf.Tensor): SourceDivergence {
+    return tf.tidy(() => {
+      const frozen = tf.logSoftmax(this.backbone.forward(batch, NO_ADAPTERS).logits);
+      const adapted = tf.logSoftmax(this.backbone.forward(batch, this.#adapters).logits);
+      const agreement = frozen.argMax(1).equal(adapted.argMax(1)).cast('float32').mean();
+      const kl = frozen.exp().mul(frozen.sub(adapted)).sum(1).mean();
+      const [agreementValue, klValue] = [agreement.dataSync()[0] ?? Number.NaN, kl.dataSync()[0] ?? Number.NaN];
+      return { agreement: agreementValue, kl: klValue };
+    });
+  }
+
+  #attempt(split: BatchSplit, batch: tf.Tensor, step: number, attempt: number): AttemptResult {
     const scope = [...this.#scope];
     const variables = this.scopeVariables();
     const snapshot = variables.map((variable) => tf.keep(variable.clone()));
@@ -253,16 +348,18 @@ export class SafeMetaNet {
     };
     let optimizer: tf.Optimizer | undefined;
 
+    const train = split.train;
     try {
-      const metricBefore = this.#measure(batch);
+      const metricBefore = this.#measure(train);
       if (!Number.isFinite(metricBefore)) {
         return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
       }
+      const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut);
 
       optimizer = tf.train.adam(this.config.lr);
       let gradientSteps = 0;
       for (let index = 0; index < this.config.numSteps; index++) {
-        const loss = optimizer.minimize(() => this.#loss(batch, variables, snapshot), true, variables);
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot), true, variables);
         gradientSteps++;
         const lossValue = loss?.dataSync()[0] ?? Number.NaN;
         loss?.dispose();
@@ -272,19 +369,32 @@ export class SafeMetaNet {
         }
       }
 
-      const metricAfter = this.#measure(batch);
-      if (!Number.isFinite(metricAfter)) {
+      const metricAfter = this.#measure(train);
+      let heldOut: HeldOutMetrics | undefined;
+      if (split.heldOut !== undefined && heldOutBefore !== undefined) {
+        heldOut = { metricBefore: heldOutBefore, metricAfter: this.#measure(split.heldOut) };
+      }
+      const heldOutFinite = heldOut === undefined || (Number.isFinite(heldOut.metricBefore) && Number.isFinite(heldOut.metricAfter));
+      if (!Number.isFinite(metricAfter) || !heldOutFinite) {
         restore();
-        return this.#reject(scope, metricBefore, metricAfter, 'non_finite', gradientSteps);
+        return this.#reject(scope, metricBefore, metricAfter, 'non_finite', gradientSteps, heldOut);
       }
 
-      const decision = this.#decide({ metricBefore, metricAfter, step, attempt });
+      let divergence: SourceDivergence | undefined;
+      const sourceDivergence = (): SourceDivergence => {
+        divergence ??= this.#sourceDivergence(batch);
+        return divergence;
+      };
+      const evidence = heldOut === undefined
+        ? { metricBefore, metricAfter, step, attempt, sourceDivergence }
+        : { metricBefore, metricAfter, step, attempt, heldOut, sourceDivergence };
+      const decision = this.#decide(evidence);
       if (!decision.accept) {
         restore();
-        return this.#reject(scope, metricBefore, metricAfter, decision.reason ?? 'no_improvement', gradientSteps);
+        return this.#reject(scope, metricBefore, metricAfter, decision.reason ?? 'no_improvement', gradientSteps, heldOut);
       }
       return {
-        record: { scope, metric_before: metricBefore, metric_after: metricAfter, accepted: true, reject_reason: null },
+        record: { scope, metric_before: metricBefore, metric_after: metricAfter, accepted: true, reject_reason: null, ...heldOutFields(heldOut) },
         gradientSteps,
       };
     } catch (error) {
@@ -303,6 +413,7 @@ export class SafeMetaNet {
     metricAfter: number,
     reason: RejectReason,
     gradientSteps: number,
+    heldOut?: HeldOutMetrics,
   ): AttemptResult {
     return {
       record: {
@@ -311,6 +422,7 @@ export class SafeMetaNet {
         metric_after: finiteOrNull(metricAfter),
         accepted: false,
         reject_reason: reason,
+        ...heldOutFields(heldOut),
       },
       gradientSteps,
     };

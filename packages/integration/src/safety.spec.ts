@@ -1,0 +1,122 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { ConfigError, selectBackend, silentLogger } from '@safe-metanet/core';
+
+import { adapterBytes, buildHarness, randomBatch, SMALL_MODELS } from './harness.js';
+
+beforeAll(async () => {
+  await selectBackend('cpu', silentLogger);
+});
+
+function stepMany(settings: Record<string, unknown>, steps: number) {
+  const harness = buildHarness({ ...SMALL_MODELS.mlp, ...settings });
+  const records = [];
+  for (let step = 0; step < steps; step++) {
+    const batch = randomBatch(harness.backbone, 8, 700 + step);
+    records.push(harness.runner.step(batch));
+    batch.dispose();
+  }
+  return { harness, records };
+}
+
+describe('reset modes', () => {
+  it('episodic resets before every later batch', () => {
+    const { harness, records } = stepMany({ reset: 'episodic', rollback_threshold: 1e6 }, 4);
+
+    expect(records.map((record) => record.reset)).toEqual([false, true, true, true]);
+    // Threshold 1e6 expands the scope to every layer on each batch, and the reset shrinks it back first.
+    expect(records.map((record) => record.scope_expanded)).toEqual([true, true, true, true]);
+    expect(harness.runner.summary().resets).toBe(3);
+    harness.dispose();
+  });
+
+  it('periodic resets every reset_every batches', () => {
+    const { harness, records } = stepMany({ reset: 'periodic', reset_every: 3, lr: 0.05 }, 7);
+
+    expect(records.map((record) => record.reset)).toEqual([false, false, false, true, false, false, true]);
+    harness.dispose();
+  });
+
+  it('reset restores zero-delta adapters', () => {
+    const { harness } = stepMany({ lr: 0.05, disable_rollback: true }, 3);
+    const batch = randomBatch(harness.backbone, 8, 800);
+    const trained = harness.runner.predict(batch);
+    const frozen = harness.runner.predictSource(batch);
+    expect(Array.from(trained.dataSync())).not.toEqual(Array.from(frozen.dataSync()));
+
+    harness.runner.resetAdapters();
+    const reset = harness.runner.predict(batch);
+
+    expect(Array.from(reset.dataSync())).toEqual(Array.from(frozen.dataSync()));
+    expect(harness.runner.scope).toEqual(['layer_2']);
+    tf.dispose([batch, trained, frozen, reset]);
+    harness.dispose();
+  });
+
+  it.each([
+    { threshold: 1, resets: 5 },
+    { threshold: 0, resets: 0 },
+  ])('on_collapse with threshold $threshold', ({ threshold, resets }) => {
+    // A threshold of 1 flags any running mean short of uniform as collapse; 0 flags none.
+    const { harness } = stepMany({ reset: 'on_collapse', collapse_threshold: threshold, lr: 0.05 }, 6);
+
+    expect(harness.runner.summary().resets).toBe(resets);
+    harness.dispose();
+  });
+});
+
+describe('held-out gate', () => {
+  it('records held-out metrics and judges on them', () => {
+    const { harness, records } = stepMany({ policy: 'held_out', holdout_fraction: 0.25, lr: 0.05 }, 5);
+
+    for (const record of records) {
+      for (const attempt of record.attempt_metrics) {
+        expect(typeof attempt.held_out_before).toBe('number');
+        expect(typeof attempt.held_out_after).toBe('number');
+        const improved = (attempt.held_out_after as number) < (attempt.held_out_before as number);
+        expect(attempt.accepted).toBe(improved);
+      }
+    }
+    harness.dispose();
+  });
+
+  it('batch of one is judged whole', () => {
+    const harness = buildHarness({ ...SMALL_MODELS.mlp, policy: 'held_out', holdout_fraction: 0.25 });
+    const batch = randomBatch(harness.backbone, 1, 900);
+
+    const record = harness.runner.step(batch);
+
+    expect(record.attempt_metrics[0]?.held_out_before).toBeUndefined();
+    batch.dispose();
+    harness.dispose();
+  });
+
+  it('needs a holdout fraction', () => {
+    expect(() => buildHarness({ ...SMALL_MODELS.mlp, policy: 'held_out' })).toThrow(ConfigError);
+  });
+});
+
+describe('source-anchored gate', () => {
+  it('rejects updates that change predictions', () => {
+    // A large step moves predictions on many samples; agreement 1 tolerates none of them.
+    const { harness, records } = stepMany(
+      { policy: ['threshold', 'source_anchor'], anchor_min_agreement: 1, anchor_max_kl: 1e-9, lr: 1, disable_scope_expansion: true },
+      3,
+    );
+    const start = buildHarness({ ...SMALL_MODELS.mlp });
+
+    expect(harness.runner.policy.name).toBe('threshold+source_anchor');
+    expect(records.every((record) => record.reject_reason === 'source_divergence')).toBe(true);
+    expect(adapterBytes(harness.runner)).toEqual(adapterBytes(start.runner));
+    start.dispose();
+    harness.dispose();
+  });
+
+  it('accepts small updates', () => {
+    const { harness, records } = stepMany({ policy: ['threshold', 'source_anchor'], anchor_min_agreement: 0.5, anchor_max_kl: 10 }, 3);
+
+    expect(records.every((record) => record.action === 'accept')).toBe(true);
+    harness.dispose();
+  });
+});
