@@ -6,7 +6,7 @@ export interface BenchRow {
   readonly severity: number;
   /** `source` (frozen), `always_accept` (Tent-style baseline) or `safe_metanet`. */
   readonly method: BenchMethod;
-  /** `episodic` (adapters reset between corruptions) or `continual` (one stream, no reset). */
+  /** `episodic`, `continual`, `repeated` or `label_shift`; see BENCH_MODES. */
   readonly mode: BenchMode;
   /** Error rate on the streamed images, in [0, 1]. */
   readonly error: number;
@@ -24,8 +24,13 @@ export const BENCH_METHODS = ['source', 'always_accept', 'safe_metanet'] as cons
 /** One of BENCH_METHODS. */
 export type BenchMethod = (typeof BENCH_METHODS)[number];
 
-/** Streaming modes of bench. */
-export const BENCH_MODES = ['episodic', 'continual'] as const;
+/**
+ * Streaming modes of bench: `episodic` resets the adapters between corruptions, `continual` streams every
+ * corruption of a severity through one runner, `repeated` streams that continual sequence several times
+ * (a long stream), and `label_shift` is the continual sequence with each corruption's images sorted by
+ * class, so that each batch holds one or two classes.
+ */
+export const BENCH_MODES = ['episodic', 'continual', 'repeated', 'label_shift'] as const;
 
 /** One of BENCH_MODES. */
 export type BenchMode = (typeof BENCH_MODES)[number];

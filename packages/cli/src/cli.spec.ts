@@ -42,6 +42,7 @@ const RECORD_FIELDS = [
   'batch_size',
   'accuracy',
   'source_accuracy',
+  'reset',
 ];
 
 interface CliResult {
@@ -128,6 +129,7 @@ function expectValidRecord(record: JsonRecord, step: number, batchSize: number):
   expect(record['step']).toBe(step);
   expect(record['sample_idx']).toBe(step * batchSize);
   expect(record['batch_size']).toBe(batchSize);
+  expect(typeof record['reset']).toBe('boolean');
   expect(['accept', 'reject']).toContain(record['action']);
   expect(record['prediction']).toBe('after_update');
   expectNumberIn(record, 'metric_before', 0, Math.log(10));

@@ -5,6 +5,8 @@ import { UsageError } from './usage-error.js';
 /** One flag of a command: its type, default and help line. */
 export interface FlagSpec {
   readonly type: 'string' | 'boolean';
+  /** Whether the flag may be given more than once; its value is then the list of every occurrence. */
+  readonly multiple?: boolean;
   /** Help text: what the flag sets, with its unit and default. */
   readonly help: string;
   /** Placeholder shown in the help, such as N or FILE. */
@@ -15,13 +17,13 @@ export interface FlagSpec {
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
 
 /** Parsed flag values by long name. */
-export type FlagValues = Readonly<Record<string, string | boolean | undefined>>;
+export type FlagValues = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
 
 /** Parses a command's flags strictly; an unknown flag or a stray argument is a UsageError listing the valid flags. */
 export function parseFlags(command: string, args: readonly string[], specs: FlagSpecs): FlagValues {
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [name, spec] of Object.entries(specs)) {
-    options[name] = { type: spec.type };
+    options[name] = spec.multiple === true ? { type: spec.type, multiple: true } : { type: spec.type };
   }
 
   try {
@@ -96,6 +98,19 @@ export function stringFlag(values: FlagValues, name: string): string | undefined
     throw new UsageError(`Invalid value for --${name}: expected a non-empty value.`);
   }
   return raw;
+}
+
+/** Reads a repeatable string flag (`multiple: true`); absent gives an empty list. */
+export function stringListFlag(values: FlagValues, name: string): string[] {
+  const raw = values[name];
+  if (raw === undefined) {
+    return [];
+  }
+  const items = typeof raw === 'string' ? [raw] : raw;
+  if (typeof items === 'boolean' || items.some((item) => item.length === 0)) {
+    throw new UsageError(`Invalid value for --${name}: expected a non-empty value.`);
+  }
+  return [...items];
 }
 
 /** Formats a command's flags as help lines. */

@@ -1,5 +1,5 @@
 export { main, mainHelp } from './main.js';
-export { standardModules } from './plugins.js';
+export { commandModules, loadPluginModules, standardModules } from './plugins.js';
 export { SeededRandom } from './random.js';
 export { SyntheticTask, type LabelledBatch } from './synthetic-task.js';
 export { evaluateBackbone, trainBackbone, type TrainingOptions } from './training.js';

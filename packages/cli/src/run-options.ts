@@ -19,6 +19,12 @@ export const RUNNER_FLAGS: FlagSpecs = {
   'disable-rollback': { type: 'boolean', help: 'ablation: accept every update (no rollback, no expansion)' },
   'disable-scope-expansion': { type: 'boolean', help: 'ablation: keep the scope at the first scheduled layer' },
   'log-file': { type: 'string', value: 'FILE', help: 'write one JSON record per batch (JSON Lines) to FILE' },
+  plugin: {
+    type: 'string',
+    multiple: true,
+    value: 'NAME_OR_PATH',
+    help: 'load a plugin package or module file exporting a ContainerModule (default or containerModule); repeatable',
+  },
   verbose: { type: 'boolean', help: 'print stack traces with errors' },
   help: { type: 'boolean', help: 'show this help' },
 };

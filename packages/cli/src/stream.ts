@@ -40,6 +40,55 @@ export function adaptStream(
   return records;
 }
 
+/** Options of adaptStreamInterruptibly. */
+export interface InterruptibleStreamOptions {
+  /** Zero-based index of the first batch to process; earlier batches are skipped. */
+  readonly startBatch: number;
+  /** Called after each batch with its record, its index and the number of batches. */
+  readonly onRecord: (record: RunRecord, batchIndex: number, batches: number) => void;
+  /** Checked after each batch; when it returns true, the stream stops before the next batch. */
+  readonly shouldStop: () => boolean;
+}
+
+/** Position at which an interruptible stream stopped. */
+export interface StreamPosition {
+  /** Zero-based index of the first batch not processed. */
+  readonly nextBatch: number;
+  /** Number of batches in the stream. */
+  readonly batches: number;
+}
+
+/**
+ * Streams batches like adaptStream from `startBatch` on, and yields to the event loop after each batch,
+ * so that signal handlers run between batches and `shouldStop` can end the stream there.
+ */
+export async function adaptStreamInterruptibly(
+  runner: SafeMetaNet,
+  stream: ImageStream,
+  batchSize: number,
+  options: InterruptibleStreamOptions,
+): Promise<StreamPosition> {
+  const inputShape = runner.backbone.inputShape;
+  const sampleSize = inputShape.reduce((product, size) => product * size, 1);
+  const batches = Math.floor(stream.count / batchSize);
+
+  for (let index = options.startBatch; index < batches; index++) {
+    const batch = sliceSplit(stream, index * batchSize, batchSize, sampleSize);
+    const inputs = tf.tensor(batch.inputs, [batch.count, ...inputShape]);
+    try {
+      options.onRecord(runner.step(inputs, batch.labels), index, batches);
+    } finally {
+      inputs.dispose();
+    }
+    // runner.step is synchronous, so without this pause a signal would wait for the whole stream.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (options.shouldStop()) {
+      return { nextBatch: index + 1, batches };
+    }
+  }
+  return { nextBatch: Math.max(batches, options.startBatch), batches };
+}
+
 /** Returns the batch-size-weighted error rate, in [0, 1], of the adapted or the frozen model over records. */
 export function errorOf(records: readonly RunRecord[], model: 'adapted' | 'source'): number {
   let samples = 0;

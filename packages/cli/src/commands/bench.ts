@@ -14,7 +14,7 @@ import { BENCH_MODES, errorTable, formatMarkdownTable, formatPlainTable, type Be
 import { DATA_FLAGS, datasetDefaults, datasetFromFlags, modelDirFromFlags, trainingFromFlags } from '../data-options.js';
 import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs, type FlagValues } from '../flags.js';
 import { prepareOutputDir, writeFileAtomically } from '../output-files.js';
-import { standardModules } from '../plugins.js';
+import { commandModules } from '../plugins.js';
 import { ProgressBar } from '../progress.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
 import { checkRunnerSettings, obtainSourceModel, sliceSplit } from '../source-model.js';
@@ -23,12 +23,15 @@ import { evaluateBackbone } from '../training.js';
 import { UsageError } from '../usage-error.js';
 import path from 'node:path';
 
+import type { ContainerModule } from 'inversify';
+
 const { 'log-file': _logFile, ...BENCH_RUNNER_FLAGS } = RUNNER_FLAGS;
 
 const BENCH_FLAGS: FlagSpecs = {
   severity: { type: 'string', value: 'LIST', help: `comma-separated severities, ${MIN_SEVERITY} to ${MAX_SEVERITY} (default 3,5)` },
   corruptions: { type: 'string', value: 'LIST', help: 'comma-separated corruptions (default all)' },
-  modes: { type: 'string', value: 'LIST', help: 'comma-separated modes: episodic, continual (default both)' },
+  modes: { type: 'string', value: 'LIST', help: 'comma-separated modes: episodic, continual, repeated, label_shift (default episodic,continual)' },
+  repeats: { type: 'string', value: 'N', help: 'passes over the continual sequence in repeated mode (default 10)' },
   'batch-size': { type: 'string', value: 'N', help: 'images per batch (default 64)' },
   'max-samples': { type: 'string', value: 'N', help: 'test images streamed per corruption (default 2000)' },
   out: { type: 'string', value: 'DIR', help: 'write results.json and results.md to DIR' },
@@ -88,11 +91,38 @@ interface BenchPlan {
   readonly modes: readonly BenchMode[];
   readonly batchSize: number;
   readonly count: number;
+  /** Plugin modules: the standard ones and those of --plugin. */
+  readonly modules: readonly ContainerModule[];
+  /** Passes over the continual sequence in repeated mode. */
+  readonly repeats: number;
+}
+
+/** Returns a copy of a stream with its images sorted by label, keeping the order within a class. */
+function sortedByLabel(stream: ImageStream, sampleSize: number): ImageStream {
+  const order = Array.from({ length: stream.count }, (_, index) => index).sort(
+    (left, right) => (stream.labels[left] as number) - (stream.labels[right] as number) || left - right,
+  );
+  const images = new Float32Array(stream.images.length);
+  const labels = new Uint8Array(stream.count);
+  order.forEach((source, target) => {
+    images.set(stream.images.subarray(source * sampleSize, (source + 1) * sampleSize), target * sampleSize);
+    labels[target] = stream.labels[source] as number;
+  });
+  return { images, labels, count: stream.count };
 }
 
 function methodConfig(config: SafeMetaNetConfig, method: Exclude<BenchMethod, 'source'>): SafeMetaNetConfig {
   if (method === 'always_accept') {
-    return overrideConfig(config, { policy: 'always_accept', expansion: 'fixed', disable_rollback: false, disable_scope_expansion: false });
+    // Tent: entropy minimisation on the same adapters, every update kept, no scope growth and no reset.
+    return overrideConfig(config, {
+      policy: 'always_accept',
+      expansion: 'fixed',
+      proxy: 'entropy',
+      reset: 'none',
+      holdout_fraction: 0,
+      disable_rollback: false,
+      disable_scope_expansion: false,
+    });
   }
   return config;
 }
@@ -128,21 +158,34 @@ function runBench(plan: BenchPlan, tick: () => void): BenchRow[] {
     }
 
     for (const mode of plan.modes) {
+      const modeStreams = mode === 'label_shift'
+        ? new Map([...streams].map(([corruption, stream]) => [corruption, sortedByLabel(stream, sampleSize)]))
+        : streams;
+      const passes = mode === 'repeated' ? plan.repeats : 1;
+
       for (const method of ['always_accept', 'safe_metanet'] as const) {
         const config = methodConfig(plan.config, method);
-        const build = () => buildSafeMetaNet({ config, modules: standardModules(), logger: silentLogger, backbone: plan.backbone });
+        const build = () => buildSafeMetaNet({ config, modules: plan.modules, logger: silentLogger, backbone: plan.backbone });
+        const records = new Map<string, RunRecord[]>(plan.corruptions.map((corruption) => [corruption, []]));
+        const seconds = new Map<string, number>(plan.corruptions.map((corruption) => [corruption, 0]));
         let runner = build();
-        for (const corruption of plan.corruptions) {
-          if (mode === 'episodic') {
-            runner.dispose();
-            runner = build();
+        for (let pass = 0; pass < passes; pass++) {
+          for (const corruption of plan.corruptions) {
+            if (mode === 'episodic') {
+              runner.dispose();
+              runner = build();
+            }
+            const started = performance.now();
+            const streamed = adaptStream(runner, modeStreams.get(corruption) as ImageStream, plan.batchSize, tick);
+            seconds.set(corruption, (seconds.get(corruption) ?? 0) + (performance.now() - started) / 1000);
+            records.get(corruption)?.push(...streamed);
           }
-          const started = performance.now();
-          const records = adaptStream(runner, streams.get(corruption) as ImageStream, plan.batchSize, tick);
-          const seconds = (performance.now() - started) / 1000;
-          rows.push(adaptedRow(plan, { ...common, corruption, severity, method, mode }, records, seconds));
         }
         runner.dispose();
+        for (const corruption of plan.corruptions) {
+          const base = { ...common, corruption, severity, method, mode };
+          rows.push(adaptedRow(plan, base, records.get(corruption) ?? [], seconds.get(corruption) ?? 0));
+        }
       }
     }
   }
@@ -157,9 +200,11 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   const baseConfig = configFromFlags(values, datasetDefaults);
+  const modules = await commandModules(values);
   const severities = severityList(values);
   const corruptions = listFlag(values, 'corruptions', CORRUPTIONS, CORRUPTIONS);
-  const modes = listFlag(values, 'modes', BENCH_MODES, BENCH_MODES);
+  const modes = listFlag(values, 'modes', BENCH_MODES, ['episodic', 'continual']);
+  const repeats = integerFlag(values, 'repeats', 1, 1000) ?? 10;
   const batchSize = integerFlag(values, 'batch-size', 1) ?? 64;
   const maxSamples = integerFlag(values, 'max-samples', 1) ?? DEFAULT_MAX_SAMPLES;
   const outDir = stringFlag(values, 'out');
@@ -171,16 +216,17 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
 
   const logger = commandLogger(baseConfig);
   const backend = await selectBackend(baseConfig.backend, logger);
-  checkRunnerSettings(baseConfig, dataset, standardModules());
+  checkRunnerSettings(baseConfig, dataset, modules);
   const source = obtainSourceModel({ config: baseConfig, dataset, modelDir: modelDirFromFlags(values), training, logger, retrain: values['retrain'] === true });
   const count = Math.min(maxSamples, dataset.test.count);
   if (count < batchSize) {
     throw new UsageError(`Invalid value for --batch-size: ${batchSize} is larger than the ${count} test images streamed; choose at most ${count}.`);
   }
 
-  const plan: BenchPlan = { dataset, backbone: source.backbone, config: source.config, severities, corruptions, modes, batchSize, count };
+  const plan: BenchPlan = { dataset, backbone: source.backbone, config: source.config, severities, corruptions, modes, batchSize, count, modules, repeats };
   const batches = Math.floor(count / batchSize);
-  const progress = new ProgressBar('bench', severities.length * modes.length * 2 * corruptions.length * batches);
+  const passes = modes.reduce((total, mode) => total + (mode === 'repeated' ? repeats : 1), 0);
+  const progress = new ProgressBar('bench', severities.length * passes * 2 * corruptions.length * batches);
   let done = 0;
   const started = performance.now();
   const rows = runBench(plan, () => progress.update(++done));

@@ -6,7 +6,7 @@ import { buildSafeMetaNet, selectBackend, silentLogger } from '@safe-metanet/cor
 import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs } from '../flags.js';
 import { openLogFile } from '../log-file.js';
 import { formatHeader, formatSummary } from '../output.js';
-import { standardModules } from '../plugins.js';
+import { commandModules } from '../plugins.js';
 import { SeededRandom } from '../random.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
 import { SyntheticTask } from '../synthetic-task.js';
@@ -40,6 +40,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   const config = configFromFlags(values);
+  const modules = await commandModules(values);
   const steps = integerFlag(values, 'steps', 1) ?? 50;
   const batchSize = integerFlag(values, 'batch-size', 1) ?? 32;
   const logFile = openLogFile(stringFlag(values, 'log-file'));
@@ -52,7 +53,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
     const backend = await selectBackend(config.backend, { ...silentLogger, info: (message) => backendMessages.push(message) });
     const backbone = createBackbone(config);
     // The runner reads the backbone weights only when it steps, so building it before source training changes no result.
-    const runner = buildSafeMetaNet({ config, modules: standardModules(), logger, backbone });
+    const runner = buildSafeMetaNet({ config, modules, logger, backbone });
     for (const message of backendMessages) {
       logger.info(message);
     }
