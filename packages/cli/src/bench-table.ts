@@ -41,15 +41,17 @@ const METHOD_TITLES: Readonly<Record<BenchMethod, string>> = {
   safe_metanet: 'Safe MetaNet',
 };
 
-interface Column {
+/** One column of the error table: the source model once, then each adapted method in each mode. */
+export interface BenchColumn {
   readonly title: string;
   readonly method: BenchMethod;
   readonly mode: BenchMode;
 }
 
-function columnsOf(rows: readonly BenchRow[]): Column[] {
+/** Returns the columns of the error table for `rows`, in table order. */
+export function columnsOf(rows: readonly BenchRow[]): BenchColumn[] {
   const modes = BENCH_MODES.filter((mode) => rows.some((row) => row.mode === mode));
-  const columns: Column[] = [{ title: 'source', method: 'source', mode: modes[0] ?? 'episodic' }];
+  const columns: BenchColumn[] = [{ title: 'source', method: 'source', mode: modes[0] ?? 'episodic' }];
   for (const mode of modes) {
     for (const method of ['always_accept', 'safe_metanet'] as const) {
       columns.push({ title: `${METHOD_TITLES[method]} ${mode}`, method, mode });
@@ -71,7 +73,7 @@ export function errorTable(rows: readonly BenchRow[], severity: number): string[
   const selected = rows.filter((row) => row.severity === severity);
   const columns = columnsOf(selected);
   const corruptions = [...new Set(selected.map((row) => row.corruption))];
-  const find = (corruption: string, column: Column): number | undefined =>
+  const find = (corruption: string, column: BenchColumn): number | undefined =>
     selected.find((row) => row.corruption === corruption && row.method === column.method && row.mode === column.mode)?.error;
 
   const table: string[][] = [[`severity ${severity}: error %`, ...columns.map((column) => column.title)]];

@@ -2,6 +2,7 @@ import { loadDataset, type ImageDataset } from '@safe-metanet/datasets';
 import type { SafeMetaNetConfig } from '@safe-metanet/core';
 
 import { integerFlag, stringFlag, type FlagSpecs, type FlagValues } from './flags.js';
+import { prepareOutputDir } from './output-files.js';
 import { DEFAULT_MODEL_DIR, defaultTraining, type SourceTraining } from './source-model.js';
 
 /** Flags of the commands that work on a data set and its source model. */
@@ -37,7 +38,7 @@ export function trainingFromFlags(values: FlagValues, config: SafeMetaNetConfig,
   return epochs === undefined ? base : { ...base, epochs };
 }
 
-/** Returns the --model-dir folder. */
+/** Returns the --model-dir folder, created and checked to be writable before any training starts. */
 export function modelDirFromFlags(values: FlagValues): string {
-  return stringFlag(values, 'model-dir') ?? DEFAULT_MODEL_DIR;
+  return prepareOutputDir(stringFlag(values, 'model-dir') ?? DEFAULT_MODEL_DIR, '--model-dir');
 }

@@ -1,5 +1,8 @@
+import { existsSync, statSync } from 'node:fs';
+
 import { JsonLinesWriter } from '@safe-metanet/core';
 
+import { describeWriteError } from './output-files.js';
 import { UsageError } from './usage-error.js';
 
 /** Opens the --log-file writer, turning a path that cannot be written into a UsageError. */
@@ -7,10 +10,12 @@ export function openLogFile(file: string | undefined): JsonLinesWriter | undefin
   if (file === undefined) {
     return undefined;
   }
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    throw new UsageError(`Cannot write --log-file ${file}: it is a folder. Give a file path, such as ${file}/records.jsonl.`);
+  }
   try {
     return new JsonLinesWriter(file);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    throw new UsageError(`Cannot write --log-file ${file}: ${code}. Choose a path in a writable folder.`);
+    throw new UsageError(`Cannot write --log-file ${file}: ${describeWriteError(file, error)}. Choose a path in a writable folder.`);
   }
 }

@@ -23,7 +23,7 @@ function metric(value: number | null): string {
 export function formatSummary(summary: RunSummary, metricName: string): string {
   const lines = [
     'Summary',
-    `  steps: ${summary.total_steps} (accepted ${summary.accepted}, rejected ${summary.rejected}, expanded ${summary.expanded}, non-finite ${summary.non_finite})`,
+    `  steps: ${summary.total_steps} (accepted ${summary.accepted}, rejected ${summary.rejected}, expanded ${summary.expanded}, non-finite ${summary.non_finite}, resets ${summary.resets})`,
     `  ${metricName}: first ${metric(summary.first_metric)}, last ${metric(summary.last_metric)}`,
     `  final scope: [${summary.final_scope.join(', ')}]`,
   ];

@@ -11,9 +11,28 @@ export interface ImageStream {
   readonly count: number;
 }
 
+/** Returns the number of batches of a stream; the last one holds the remainder and may be smaller. */
+export function batchCount(count: number, batchSize: number): number {
+  return Math.ceil(count / batchSize);
+}
+
+// Runs batch `index` of the stream through the runner; the labels only score it.
+function stepBatch(runner: SafeMetaNet, stream: ImageStream, batchSize: number, index: number): RunRecord {
+  const inputShape = runner.backbone.inputShape;
+  const sampleSize = inputShape.reduce((product, size) => product * size, 1);
+  const start = index * batchSize;
+  const batch = sliceSplit(stream, start, Math.min(batchSize, stream.count - start), sampleSize);
+  const inputs = tf.tensor(batch.inputs, [batch.count, ...inputShape]);
+  try {
+    return runner.step(inputs, batch.labels);
+  } finally {
+    inputs.dispose();
+  }
+}
+
 /**
- * Streams `stream` through the runner in batches; the labels only score each batch.
- * A last batch smaller than `batchSize` is dropped, so that every batch has the same size.
+ * Streams `stream` through the runner in batches of `batchSize`, the last one holding the remainder,
+ * and returns the records; the labels only score each batch.
  */
 export function adaptStream(
   runner: SafeMetaNet,
@@ -21,21 +40,13 @@ export function adaptStream(
   batchSize: number,
   onRecord: (record: RunRecord, batchIndex: number, batches: number) => void = () => undefined,
 ): RunRecord[] {
-  const inputShape = runner.backbone.inputShape;
-  const sampleSize = inputShape.reduce((product, size) => product * size, 1);
-  const batches = Math.floor(stream.count / batchSize);
+  const batches = batchCount(stream.count, batchSize);
   const records: RunRecord[] = [];
 
   for (let index = 0; index < batches; index++) {
-    const batch = sliceSplit(stream, index * batchSize, batchSize, sampleSize);
-    const inputs = tf.tensor(batch.inputs, [batch.count, ...inputShape]);
-    try {
-      const record = runner.step(inputs, batch.labels);
-      records.push(record);
-      onRecord(record, index, batches);
-    } finally {
-      inputs.dispose();
-    }
+    const record = stepBatch(runner, stream, batchSize, index);
+    records.push(record);
+    onRecord(record, index, batches);
   }
   return records;
 }
@@ -68,18 +79,10 @@ export async function adaptStreamInterruptibly(
   batchSize: number,
   options: InterruptibleStreamOptions,
 ): Promise<StreamPosition> {
-  const inputShape = runner.backbone.inputShape;
-  const sampleSize = inputShape.reduce((product, size) => product * size, 1);
-  const batches = Math.floor(stream.count / batchSize);
+  const batches = batchCount(stream.count, batchSize);
 
   for (let index = options.startBatch; index < batches; index++) {
-    const batch = sliceSplit(stream, index * batchSize, batchSize, sampleSize);
-    const inputs = tf.tensor(batch.inputs, [batch.count, ...inputShape]);
-    try {
-      options.onRecord(runner.step(inputs, batch.labels), index, batches);
-    } finally {
-      inputs.dispose();
-    }
+    options.onRecord(stepBatch(runner, stream, batchSize, index), index, batches);
     // runner.step is synchronous, so without this pause a signal would wait for the whole stream.
     await new Promise((resolve) => setImmediate(resolve));
     if (options.shouldStop()) {

@@ -163,7 +163,12 @@ export class JsonLinesWriter {
     }
     closeSync(this.#fd);
     this.#fd = undefined;
-    renameSync(this.#temporary, this.target);
+    try {
+      renameSync(this.#temporary, this.target);
+    } catch (error) {
+      rmSync(this.#temporary, { force: true });
+      throw error;
+    }
   }
 
   /** Closes and deletes the temporary file, leaving any earlier file at the target untouched. */

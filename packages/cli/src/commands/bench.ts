@@ -16,9 +16,10 @@ import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs, type 
 import { prepareOutputDir, writeFileAtomically } from '../output-files.js';
 import { commandModules } from '../plugins.js';
 import { ProgressBar } from '../progress.js';
+import { renderBenchReport, type BenchResults } from '../report/bench-report.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
 import { checkRunnerSettings, obtainSourceModel, sliceSplit } from '../source-model.js';
-import { adaptStream, errorOf, type ImageStream } from '../stream.js';
+import { adaptStream, batchCount, errorOf, type ImageStream } from '../stream.js';
 import { evaluateBackbone } from '../training.js';
 import { UsageError } from '../usage-error.js';
 import path from 'node:path';
@@ -34,7 +35,7 @@ const BENCH_FLAGS: FlagSpecs = {
   repeats: { type: 'string', value: 'N', help: 'passes over the continual sequence in repeated mode (default 10)' },
   'batch-size': { type: 'string', value: 'N', help: 'images per batch (default 64)' },
   'max-samples': { type: 'string', value: 'N', help: 'test images streamed per corruption (default 2000)' },
-  out: { type: 'string', value: 'DIR', help: 'write results.json and results.md to DIR' },
+  out: { type: 'string', value: 'DIR', help: 'write results.json, results.md and report.html (charts and tables) to DIR' },
   ...DATA_FLAGS,
   ...BENCH_RUNNER_FLAGS,
 };
@@ -153,7 +154,7 @@ function runBench(plan: BenchPlan, tick: () => void): BenchRow[] {
       const accuracy = evaluateBackbone(plan.backbone, sliceSplit(stream, 0, plan.count, sampleSize));
       const seconds = (performance.now() - started) / 1000;
       for (const mode of plan.modes) {
-        rows.push({ ...common, corruption, severity, method: 'source', mode, error: 1 - accuracy, accept_rate: null, steps: Math.floor(plan.count / plan.batchSize), seconds });
+        rows.push({ ...common, corruption, severity, method: 'source', mode, error: 1 - accuracy, accept_rate: null, steps: batchCount(plan.count, plan.batchSize), seconds });
       }
     }
 
@@ -224,7 +225,7 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
   }
 
   const plan: BenchPlan = { dataset, backbone: source.backbone, config: source.config, severities, corruptions, modes, batchSize, count, modules, repeats };
-  const batches = Math.floor(count / batchSize);
+  const batches = batchCount(count, batchSize);
   const passes = modes.reduce((total, mode) => total + (mode === 'repeated' ? repeats : 1), 0);
   const progress = new ProgressBar('bench', severities.length * passes * 2 * corruptions.length * batches);
   let done = 0;
@@ -241,7 +242,7 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
   process.stdout.write(tables.map((table) => formatPlainTable(table)).join('\n'));
 
   if (outDir !== undefined) {
-    const results = {
+    const results: BenchResults & Record<string, unknown> = {
       dataset: dataset.name,
       backbone: source.config.backbone,
       backend,
@@ -261,7 +262,9 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
     ].join('\n');
     writeFileAtomically(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     writeFileAtomically(path.join(outDir, 'results.md'), markdown);
-    process.stdout.write(`\nWrote ${path.join(outDir, 'results.json')} and ${path.join(outDir, 'results.md')}\n`);
+    writeFileAtomically(path.join(outDir, 'report.html'), await renderBenchReport(results));
+    const written = ['results.json', 'results.md', 'report.html'].map((name) => path.join(outDir, name));
+    process.stdout.write(`\nWrote ${written.join(', ')}\n`);
   }
   source.backbone.dispose();
   return 0;

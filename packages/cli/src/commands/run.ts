@@ -1,4 +1,4 @@
-import { buildSafeMetaNet, InputError, selectBackend, toSnakeCase, type SafeMetaNetConfig } from '@safe-metanet/core';
+import { buildSafeMetaNet, InputError, selectBackend, toSnakeCase, type RunRecord, type SafeMetaNetConfig } from '@safe-metanet/core';
 import { CORRUPTIONS, corruptImages, MAX_SEVERITY, MIN_SEVERITY, type ImageDataset } from '@safe-metanet/datasets';
 
 import {
@@ -18,12 +18,15 @@ import {
 import { DATA_FLAGS, datasetDefaults, datasetFromFlags, modelDirFromFlags, trainingFromFlags } from '../data-options.js';
 import { choiceFlag, formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs } from '../flags.js';
 import { openLogFile } from '../log-file.js';
+import { prepareOutputDir, writeFileAtomically } from '../output-files.js';
 import { formatHeader, formatSummary } from '../output.js';
 import { commandModules } from '../plugins.js';
+import { renderRunReport } from '../report/run-report.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
 import { checkRunnerSettings, configForDataset, obtainSourceModel } from '../source-model.js';
-import { adaptStreamInterruptibly } from '../stream.js';
+import { adaptStreamInterruptibly, batchCount } from '../stream.js';
 import { UsageError } from '../usage-error.js';
+import path from 'node:path';
 
 const RUN_FLAGS: FlagSpecs = {
   corruption: { type: 'string', value: 'NAME', help: `corruption of the test images: ${CORRUPTIONS.join(', ')} (default gaussian_noise)` },
@@ -35,6 +38,7 @@ const RUN_FLAGS: FlagSpecs = {
     value: 'FILE',
     help: `write a checkpoint to FILE on SIGINT or SIGTERM and at the end (without it, only on a signal, to <log-file>.checkpoint.json, else the --resume file, else ${DEFAULT_CHECKPOINT_FILE})`,
   },
+  out: { type: 'string', value: 'DIR', help: 'write records.jsonl (one record per batch) and report.html (charts of the run) to DIR at the end' },
   'checkpoint-every': { type: 'string', value: 'N', help: 'also write a checkpoint every N batches and at the end (default: only on SIGINT or SIGTERM)' },
   resume: { type: 'string', value: 'FILE', help: 'continue the run saved in checkpoint FILE; the other flags and the config must match it' },
   ...DATA_FLAGS,
@@ -77,6 +81,10 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   const dataset = datasetFromFlags(values);
   const training = trainingFromFlags(values, baseConfig, dataset);
   prepareCheckpointFolder(checkpointFile);
+  const outDir = stringFlag(values, 'out');
+  if (outDir !== undefined) {
+    prepareOutputDir(outDir);
+  }
   const logFile = openLogFile(logPath);
 
   try {
@@ -106,19 +114,19 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     const images = corruptImages(dataset.test.images.subarray(0, count * sampleSize), shape, corruption, severity, config.seed);
     const labels = dataset.test.labels.subarray(0, count);
 
-    process.stdout.write(
-      formatHeader(`Safe MetaNet run: ${dataset.name}, ${corruption} severity ${severity}`, config, {
-        batch_size: batchSize,
-        images: count,
-        active_backend: backend,
-        source_model: source.file,
-        clean_test_accuracy: source.cleanAccuracy.toFixed(4),
-        ...(resumed === undefined ? {} : { resumed_from: `${resumeFile ?? ''} at batch ${resumed.next_batch}` }),
-      }),
-    );
+    const title = `Safe MetaNet run: ${dataset.name}, ${corruption} severity ${severity}`;
+    const extras = {
+      batch_size: batchSize,
+      images: count,
+      active_backend: backend,
+      source_model: source.file,
+      clean_test_accuracy: source.cleanAccuracy.toFixed(4),
+      ...(resumed === undefined ? {} : { resumed_from: `${resumeFile ?? ''} at batch ${resumed.next_batch}` }),
+    };
+    process.stdout.write(formatHeader(title, config, extras));
 
     const runner = buildSafeMetaNet({ config, modules, logger, backbone: source.backbone });
-    const batches = Math.floor(count / batchSize);
+    const batches = batchCount(count, batchSize);
     if (resumed !== undefined) {
       if (resumed.next_batch > batches) {
         throw new InputError(
@@ -159,6 +167,10 @@ export async function runCommand(args: readonly string[]): Promise<number> {
       saveCheckpoint(position.nextBatch);
     }
     process.stdout.write(formatSummary(runner.summary(), runner.proxy.name));
+    if (outDir !== undefined) {
+      const settings = { dataset: dataset.name, corruption, severity, ...extras, ...toSnakeCase(config) };
+      await writeRunOutput(outDir, { title, settings, metric: runner.proxy.name, records: runner.records });
+    }
     runner.dispose();
     source.backbone.dispose();
     logFile?.close();
@@ -200,4 +212,16 @@ function runIdentity(settings: RunSettings): RunIdentity {
     max_samples: settings.maxSamples ?? null,
     source_model: settings.sourceModel,
   };
+}
+
+/** Writes records.jsonl and report.html of a run to `outDir`, each under a temporary name first. */
+async function writeRunOutput(outDir: string, run: { title: string; settings: Record<string, unknown>; metric: string; records: readonly RunRecord[] }): Promise<void> {
+  const recordsFile = path.join(outDir, 'records.jsonl');
+  const reportFile = path.join(outDir, 'report.html');
+  writeFileAtomically(recordsFile, run.records.map((record) => `${JSON.stringify(record)}\n`).join(''));
+  const settings = Object.fromEntries(
+    Object.entries(run.settings).map(([key, value]) => [key, Array.isArray(value) ? `[${value.join(', ')}]` : String(value)]),
+  );
+  writeFileAtomically(reportFile, await renderRunReport({ title: run.title, settings, metric: run.metric, records: run.records }));
+  process.stdout.write(`Wrote ${recordsFile} and ${reportFile}\n`);
 }
