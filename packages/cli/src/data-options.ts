@@ -9,7 +9,7 @@ import { DEFAULT_MODEL_DIR, defaultTraining, type SourceTraining } from './sourc
 export const DATA_FLAGS: FlagSpecs = {
   dataset: { type: 'string', value: 'NAME', help: 'mnist (the embedded digits), fashion-mnist, or a folder of IDX files (default mnist)' },
   'model-dir': { type: 'string', value: 'DIR', help: `folder of saved source models (default ${DEFAULT_MODEL_DIR})` },
-  epochs: { type: 'string', value: 'N', help: 'source-model training epochs (default: 10 for mlp and 4 for cnn, fewer on large data sets: at most 5000 and 2000 steps of 64 images)' },
+  epochs: { type: 'string', value: 'N', help: 'source-model training epochs (default: 10 for mlp and 4 for cnn, fewer on large data sets: at most 5000 and 3000 steps of 64 images)' },
   retrain: { type: 'boolean', help: 'train the source model even when a matching saved one exists' },
 };
 

@@ -44,7 +44,7 @@ export const TRAINING_LEARNING_RATE = 1e-3;
  */
 export const DEFAULT_TRAINING_LENGTH: Readonly<Record<string, { readonly epochs: number; readonly maxSteps: number }>> = {
   mlp: { epochs: 10, maxSteps: 5000 },
-  cnn: { epochs: 4, maxSteps: 2000 },
+  cnn: { epochs: 4, maxSteps: 3000 },
 };
 
 /** Returns the default training settings for a backbone and a training set of `trainCount` images. */
