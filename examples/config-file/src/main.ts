@@ -5,12 +5,10 @@ import 'reflect-metadata';
 
 import { fileURLToPath } from 'node:url';
 
-import * as tf from '@tensorflow/tfjs';
-
 import { adaptersModule } from '@safe-metanet/adapters';
 import { backbonesModule, createBackbone } from '@safe-metanet/backbones';
-import { SeededRandom, SyntheticTask, trainBackbone } from '@safe-metanet/cli';
-import { buildSafeMetaNet, loadConfigFile, selectBackend, StreamLogger, type RunSummary } from '@safe-metanet/core';
+import { formatSummary, streamSyntheticBatches, trainSyntheticSource } from '@safe-metanet/cli';
+import { buildSafeMetaNet, loadConfigFile, selectBackend, StreamLogger } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
@@ -28,11 +26,9 @@ console.log(
     `rollback threshold ${config.rollbackThreshold}, schedule [${config.expansionSchedule.join(', ')}], seed ${config.seed}`,
 );
 
-// trainBackbone trains every weight of the source model on clean batches, then freezes them again.
+// trainSyntheticSource trains every weight of the source model on clean batches, then freezes them again.
 const backbone = createBackbone(config);
-const task = new SyntheticTask({ sampleShape: backbone.inputShape, classes: config.outputDim, seed: config.seed });
-const trainingRandom = new SeededRandom(config.seed + 1);
-trainBackbone(backbone, { steps: 300, learningRate: 3e-3, nextBatch: () => task.sample(64, trainingRandom, false) });
+const task = trainSyntheticSource(backbone, config);
 
 const runner = buildSafeMetaNet({
   config,
@@ -41,24 +37,8 @@ const runner = buildSafeMetaNet({
   backbone,
 });
 
-const streamRandom = new SeededRandom(config.seed + 3);
-for (let step = 0; step < STREAM_BATCHES; step++) {
-  const batch = task.sample(BATCH_SIZE, streamRandom, true);
-  const inputs = tf.tensor(batch.inputs, [batch.count, ...backbone.inputShape]);
-  runner.step(inputs, batch.labels);
-  inputs.dispose();
-}
+streamSyntheticBatches(runner, task, config, { batches: STREAM_BATCHES, batchSize: BATCH_SIZE });
 
-console.log(formatSummary(runner.summary()));
+process.stdout.write(formatSummary(runner.summary(), runner.proxy.name));
 runner.dispose();
 backbone.dispose();
-
-function formatSummary(summary: RunSummary): string {
-  const percent = (value: number | undefined): string => (value === undefined ? 'n/a' : `${(value * 100).toFixed(2)}%`);
-  return [
-    `Batches: ${summary.total_steps} (accepted ${summary.accepted}, rejected ${summary.rejected}, expanded ${summary.expanded})`,
-    `Entropy: first ${summary.first_metric?.toFixed(4)}, last ${summary.last_metric?.toFixed(4)}`,
-    `Final scope: [${summary.final_scope.join(', ')}]`,
-    `Accuracy: adapted ${percent(summary.adapted_accuracy)}, frozen source ${percent(summary.source_accuracy)}`,
-  ].join('\n');
-}

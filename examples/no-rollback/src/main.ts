@@ -3,11 +3,9 @@
 // on the identical shifted stream, and prints both summaries in one table.
 import 'reflect-metadata';
 
-import * as tf from '@tensorflow/tfjs';
-
 import { adaptersModule } from '@safe-metanet/adapters';
 import { backbonesModule, createBackbone } from '@safe-metanet/backbones';
-import { SeededRandom, SyntheticTask, trainBackbone } from '@safe-metanet/cli';
+import { streamSyntheticBatches, trainSyntheticSource } from '@safe-metanet/cli';
 import { buildSafeMetaNet, resolveConfig, selectBackend, StreamLogger, type RunSummary } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
@@ -22,11 +20,9 @@ const ungated = resolveConfig({ lr: 0.05, disable_rollback: true });
 const logger = new StreamLogger(gated.logLevel);
 await selectBackend(gated.backend, logger);
 
-// trainBackbone trains every weight of the source model on clean batches, then freezes them again.
+// trainSyntheticSource trains every weight of the source model on clean batches, then freezes them again.
 const backbone = createBackbone(gated);
-const task = new SyntheticTask({ sampleShape: backbone.inputShape, classes: gated.outputDim, seed: gated.seed });
-const trainingRandom = new SeededRandom(gated.seed + 1);
-trainBackbone(backbone, { steps: 300, learningRate: 3e-3, nextBatch: () => task.sample(64, trainingRandom, false) });
+const task = trainSyntheticSource(backbone, gated);
 
 // Both runners adapt the same frozen backbone. Each runner owns its adapters, so one runner's updates do not change the other.
 const modules = [backbonesModule, adaptersModule, proxiesModule, policiesModule];
@@ -35,15 +31,12 @@ const runners = [
   { label: 'no rollback', runner: buildSafeMetaNet({ config: ungated, modules, logger: prefixed('no rollback'), backbone }) },
 ];
 
-const streamRandom = new SeededRandom(gated.seed + 3);
-for (let step = 0; step < STREAM_BATCHES; step++) {
-  const batch = task.sample(BATCH_SIZE, streamRandom, true);
-  const inputs = tf.tensor(batch.inputs, [batch.count, ...backbone.inputShape]);
-  for (const { runner } of runners) {
-    runner.step(inputs, batch.labels);
-  }
-  inputs.dispose();
-}
+streamSyntheticBatches(
+  runners.map(({ runner }) => runner),
+  task,
+  gated,
+  { batches: STREAM_BATCHES, batchSize: BATCH_SIZE },
+);
 
 console.log(formatSummaries(runners.map(({ label, runner }) => ({ label, summary: runner.summary() }))));
 for (const { runner } of runners) {

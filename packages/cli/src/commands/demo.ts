@@ -1,5 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
-
 import { createBackbone } from '@safe-metanet/backbones';
 import { buildSafeMetaNet, selectBackend, silentLogger, type SafeMetaNetConfig } from '@safe-metanet/core';
 
@@ -9,8 +7,8 @@ import { formatHeader, formatSummary } from '../output.js';
 import { commandModules } from '../plugins.js';
 import { SeededRandom } from '../random.js';
 import { commandLogger, configFromFlags, RUNNER_FLAGS } from '../run-options.js';
-import { SyntheticTask } from '../synthetic-task.js';
-import { evaluateBackbone, trainBackbone } from '../training.js';
+import { streamSyntheticBatches, trainSyntheticSource } from '../synthetic-run.js';
+import { evaluateBackbone } from '../training.js';
 
 const DEMO_FLAGS: FlagSpecs = {
   steps: { type: 'string', value: 'N', help: 'number of shifted batches to adapt on (default 50)' },
@@ -18,8 +16,6 @@ const DEMO_FLAGS: FlagSpecs = {
   ...RUNNER_FLAGS,
 };
 
-const SOURCE_TRAINING_STEPS = 300;
-const SOURCE_BATCH_SIZE = 64;
 const EVALUATION_SAMPLES = 2000;
 
 /**
@@ -67,13 +63,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
     }
     process.stdout.write(formatHeader('Safe MetaNet demo', config, { steps, batch_size: batchSize, active_backend: backend }));
 
-    const task = new SyntheticTask({ sampleShape: backbone.inputShape, classes: config.outputDim, seed: config.seed });
-    const trainRandom = new SeededRandom(config.seed + 1);
-    trainBackbone(backbone, {
-      steps: SOURCE_TRAINING_STEPS,
-      learningRate: 3e-3,
-      nextBatch: () => task.sample(SOURCE_BATCH_SIZE, trainRandom, false),
-    });
+    const task = trainSyntheticSource(backbone, config);
     const evaluationRandom = new SeededRandom(config.seed + 2);
     const cleanAccuracy = evaluateBackbone(backbone, task.sample(EVALUATION_SAMPLES, evaluationRandom, false));
     const shiftedAccuracy = evaluateBackbone(backbone, task.sample(EVALUATION_SAMPLES, evaluationRandom, true));
@@ -83,17 +73,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
         'the summary scores the streamed batches).\n',
     );
 
-    const streamRandom = new SeededRandom(config.seed + 3);
-    for (let step = 0; step < steps; step++) {
-      const batch = task.sample(batchSize, streamRandom, true);
-      const inputs = tf.tensor(batch.inputs, [batch.count, ...backbone.inputShape]);
-      try {
-        const record = runner.step(inputs, batch.labels);
-        logFile?.write(record);
-      } finally {
-        inputs.dispose();
-      }
-    }
+    streamSyntheticBatches(runner, task, config, { batches: steps, batchSize, onRecord: (record) => logFile?.write(record) });
 
     process.stdout.write(formatSummary(runner.summary(), runner.proxy.name));
     runner.dispose();
