@@ -1,0 +1,334 @@
+// Benchmarks of the Safe MetaNet step against a PyTorch reference of the same loop.
+// Build the packages first (`pnpm install` or `pnpm build`), then run from the repository root:
+//   pnpm bench step [--quick] [--filter TEXT] [--backends wasm,cpu,tensorflow] [--steps N] [--warmup N]
+//                   [--row-seconds S] [--no-torch] [--soak] [--json FILE]
+//   pnpm bench soak [--soak-steps N]
+// The step table and its method are described in docs/benchmarks.md.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { loadPackages, percentile, ROOT } from './load.mjs';
+import { inferenceRows, stepRows } from './rows.mjs';
+
+const PYTHON = '/usr/bin/python3';
+const TORCH_SCRIPT = path.join(ROOT, 'scripts/bench/torch_step.py');
+
+const { values: options, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    quick: { type: 'boolean', default: false },
+    filter: { type: 'string' },
+    backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
+    steps: { type: 'string' },
+    warmup: { type: 'string' },
+    'no-torch': { type: 'boolean', default: false },
+    soak: { type: 'boolean', default: false },
+    'soak-steps': { type: 'string', default: '10000' },
+    json: { type: 'string' },
+    'row-seconds': { type: 'string', default: '25' },
+  },
+});
+
+const command = positionals[0] ?? 'step';
+if (command !== 'step' && command !== 'soak') {
+  console.error(`Invalid command '${command}'; use 'step' or 'soak'.`);
+  process.exit(2);
+}
+
+const steps = Number(options.steps ?? (options.quick ? 50 : 200));
+const warmup = Number(options.warmup ?? (options.quick ? 5 : 20));
+const soakSteps = Number(options['soak-steps']);
+// A row stops early once its timed steps pass this many seconds; the table prints how many steps ran.
+const rowSeconds = Number(options['row-seconds']);
+for (const [name, value] of [['--steps', steps], ['--warmup', warmup], ['--soak-steps', soakSteps]]) {
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`Invalid ${name}: ${value}; expected a positive integer.`);
+    process.exit(2);
+  }
+}
+
+const { tf, core, packages } = await loadPackages();
+tf.env().set('PROD', true);
+
+/** Builds a runner for a row and returns it with its backbone. */
+function buildRunner(row) {
+  const config = core.resolveConfig(row.settings);
+  const backbone = packages.backbones.createBackbone(config);
+  const runner = core.buildSafeMetaNet({
+    config,
+    modules: [packages.adapters.adaptersModule, packages.proxies.proxiesModule, packages.policies.policiesModule],
+    backbone,
+  });
+  return { runner, backbone };
+}
+
+/** Returns seeded random batches for a row; the step cycles through them. */
+function randomBatches(backbone, batchSize, count) {
+  return Array.from({ length: count }, (_, index) =>
+    tf.randomNormal([batchSize, ...backbone.inputShape], 0, 1, 'float32', 1000 + index),
+  );
+}
+
+/** Times `warmup + steps` runner steps and returns the step statistics in ms. */
+function timeStepRow(row) {
+  const { runner, backbone } = buildRunner(row);
+  const batches = randomBatches(backbone, row.batch, 8);
+  const times = [];
+  let attempts = 0;
+  let accepted = 0;
+  let timedMs = 0;
+  let warmupMs = 0;
+  let warmupSteps = warmup;
+  try {
+    for (let index = 0; index < warmupSteps + steps; index++) {
+      const batch = batches[index % batches.length];
+      const started = performance.now();
+      const record = runner.step(batch);
+      const elapsed = performance.now() - started;
+      if (index < warmupSteps) {
+        warmupMs += elapsed;
+        // The warm-up ends early on slow rows, after at least 3 steps or a quarter of the time budget.
+        if (rowSeconds > 0 && index >= 2 && warmupMs > rowSeconds * 250) {
+          warmupSteps = index + 1;
+        }
+      } else {
+        times.push(elapsed);
+        attempts += record.attempts;
+        accepted += record.action === 'accept' ? 1 : 0;
+        timedMs += elapsed;
+        if (rowSeconds > 0 && timedMs > rowSeconds * 1000) {
+          break;
+        }
+      }
+    }
+  } finally {
+    tf.dispose(batches);
+    runner.dispose();
+    backbone.dispose();
+  }
+  return {
+    median_ms: percentile(times, 0.5),
+    p90_ms: percentile(times, 0.9),
+    steps: times.length,
+    attempts_per_step: attempts / times.length,
+    accept_rate: accepted / times.length,
+  };
+}
+
+/** Times the frozen forward pass (logits read back with dataSync) and returns images per second. */
+function timeInference(row, repeats) {
+  const config = core.resolveConfig(row.settings);
+  const backbone = packages.backbones.createBackbone(config);
+  const [batch] = randomBatches(backbone, row.batch, 1);
+  const noAdapters = new Map();
+  const run = () => tf.tidy(() => backbone.forward(batch, noAdapters).logits.dataSync());
+  for (let index = 0; index < 5; index++) {
+    run();
+  }
+  const started = performance.now();
+  for (let index = 0; index < repeats; index++) {
+    run();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  batch.dispose();
+  backbone.dispose();
+  return { images_per_second: (row.batch * repeats) / seconds };
+}
+
+async function activate(backend) {
+  try {
+    await core.selectBackend(backend, core.silentLogger);
+    return true;
+  } catch (error) {
+    console.log(`Backend ${backend} did not load, so it is skipped: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
+}
+
+/** Runs the PyTorch reference and returns its parsed JSON, or undefined without PyTorch. */
+function runTorch(rows, inference) {
+  if (options['no-torch']) {
+    return undefined;
+  }
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.log(`PyTorch is not available (${PYTHON} -c "import torch" failed), so the table shows our timings alone.`);
+    return undefined;
+  }
+  const request = {
+    rows: rows.map((row) => ({ name: row.name, ...row.torch })),
+    inference: inference.map((row) => ({ name: row.name, ...row.torch })),
+    steps,
+    warmup,
+    threads: 2,
+    max_seconds: rowSeconds,
+    inference_repeats: options.quick ? 50 : 200,
+  };
+  const result = spawnSync(PYTHON, [TORCH_SCRIPT], {
+    input: JSON.stringify(request),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    stdio: ['pipe', 'pipe', 'inherit'],
+    // Passive OpenMP threads sleep instead of spinning while they wait. On a loaded 2-core machine spinning
+    // threads slowed the batch-1 CNN forward pass of torch 1.13 from about 8 ms to about 54 ms.
+    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+  });
+  if (result.status !== 0) {
+    console.log(`The PyTorch reference failed (exit ${result.status}), so the table shows our timings alone.`);
+    return undefined;
+  }
+  return JSON.parse(result.stdout);
+}
+
+function formatMs(value) {
+  return value === undefined ? '-' : value.toFixed(2);
+}
+
+function printStepTable(results, torch) {
+  const header = ['row', 'backend', 'steps', 'attempts', 'accept', 'median ms', 'p90 ms'];
+  if (torch !== undefined) {
+    header.push('torch median', 'torch p90', 'ours / torch');
+  }
+  const lines = [header];
+  for (const result of results) {
+    const line = [
+      result.row,
+      result.backend,
+      String(result.steps),
+      result.attempts_per_step.toFixed(2),
+      `${Math.round(result.accept_rate * 100)}%`,
+      formatMs(result.median_ms),
+      formatMs(result.p90_ms),
+    ];
+    if (torch !== undefined) {
+      const reference = torch.rows[result.row];
+      line.push(formatMs(reference?.median_ms), formatMs(reference?.p90_ms));
+      line.push(reference === undefined ? '-' : `${(result.median_ms / reference.median_ms).toFixed(2)}x`);
+    }
+    lines.push(line);
+  }
+  printMarkdown(lines);
+}
+
+function printInferenceTable(results, torch) {
+  const header = ['row', 'backend', 'images/s'];
+  if (torch !== undefined) {
+    header.push('torch images/s', 'ours / torch time');
+  }
+  const lines = [header];
+  for (const result of results) {
+    const line = [result.row, result.backend, result.images_per_second.toFixed(0)];
+    if (torch !== undefined) {
+      const reference = torch.inference[result.row];
+      line.push(reference === undefined ? '-' : reference.images_per_second.toFixed(0));
+      line.push(reference === undefined ? '-' : `${(reference.images_per_second / result.images_per_second).toFixed(2)}x`);
+    }
+    lines.push(line);
+  }
+  printMarkdown(lines);
+}
+
+function printMarkdown(lines) {
+  const widths = lines[0].map((_, column) => Math.max(...lines.map((line) => line[column].length)));
+  const format = (line) => `| ${line.map((cell, column) => cell.padEnd(widths[column])).join(' | ')} |`;
+  console.log(format(lines[0]));
+  console.log(`|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`);
+  for (const line of lines.slice(1)) {
+    console.log(format(line));
+  }
+}
+
+/** Runs the MLP batch-64 LoRA last-layer row for soakSteps steps and prints tensor and memory growth. */
+async function soak() {
+  if (!(await activate('wasm'))) {
+    return;
+  }
+  const row = stepRows({ quick: true }).find((candidate) => candidate.name === 'mlp-b64-lora-last');
+  const { runner, backbone } = buildRunner(row);
+  const batches = randomBatches(backbone, row.batch, 8);
+  for (let index = 0; index < warmup; index++) {
+    runner.step(batches[index % batches.length]);
+  }
+
+  globalThis.gc?.();
+  const tensorsAtStart = tf.memory().numTensors;
+  const rssAtStart = process.memoryUsage().rss;
+  const started = performance.now();
+  for (let index = 0; index < soakSteps; index++) {
+    runner.step(batches[index % batches.length]);
+  }
+  const seconds = (performance.now() - started) / 1000;
+
+  globalThis.gc?.();
+  const tensorsAtEnd = tf.memory().numTensors;
+  const rssAtEnd = process.memoryUsage().rss;
+  const growth = (start, end) => `${(((end - start) / start) * 100).toFixed(1)}%`;
+  const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+  console.log(`\nSoak: ${soakSteps} steps of ${row.name} on wasm after ${warmup} warm-up steps, ${seconds.toFixed(1)} s`);
+  printMarkdown([
+    ['measure', 'start', 'end', 'growth'],
+    ['tf.memory().numTensors', String(tensorsAtStart), String(tensorsAtEnd), growth(tensorsAtStart, tensorsAtEnd)],
+    ['process.memoryUsage().rss', mib(rssAtStart), mib(rssAtEnd), growth(rssAtStart, rssAtEnd)],
+  ]);
+  console.log(`The runner keeps one record per step (${runner.records.length} at the end), which accounts for part of the RSS growth.`);
+
+  tf.dispose(batches);
+  runner.dispose();
+  backbone.dispose();
+}
+
+async function step() {
+  const rows = stepRows({ quick: options.quick, filter: options.filter });
+  const inference = inferenceRows({ filter: options.filter });
+  if (rows.length === 0 && inference.length === 0) {
+    console.error(`No row matches --filter '${options.filter}'.`);
+    process.exit(2);
+  }
+  const cpus = os.cpus();
+  console.log(`Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} logical CPUs; Node ${process.version}; tfjs ${tf.version.tfjs}`);
+  console.log(`Steps per row: ${steps} timed after ${warmup} warm-up steps, at most ${rowSeconds} s per row.`);
+  console.log(`Load average at the start: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')}\n`);
+
+  const stepResults = [];
+  const inferenceResults = [];
+  for (const backend of options.backends.split(',')) {
+    if (!(await activate(backend))) {
+      continue;
+    }
+    for (const row of rows) {
+      const started = performance.now();
+      const result = { row: row.name, backend, ...timeStepRow(row) };
+      stepResults.push(result);
+      console.error(`${backend} ${row.name}: median ${result.median_ms.toFixed(2)} ms (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    }
+    for (const row of inference) {
+      inferenceResults.push({ row: row.name, backend, ...timeInference(row, options.quick ? 50 : 200) });
+    }
+  }
+
+  const torch = runTorch(rows, inference);
+  if (torch !== undefined) {
+    console.log(`PyTorch ${torch.torch_version}, ${torch.threads} threads\n`);
+  }
+  console.log(`Load average at the end: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')}\n`);
+  console.log('One Safe MetaNet step (ms):\n');
+  printStepTable(stepResults, torch);
+  console.log('\nFrozen inference, batch 64:\n');
+  printInferenceTable(inferenceResults, torch);
+  if (options.json !== undefined) {
+    const fs = await import('node:fs');
+    fs.writeFileSync(options.json, JSON.stringify({ steps, warmup, ours: stepResults, inference: inferenceResults, torch }, null, 2));
+  }
+  if (options.soak) {
+    await soak();
+  }
+}
+
+if (command === 'soak') {
+  await soak();
+} else {
+  await step();
+}
