@@ -1,4 +1,4 @@
-import { buildSafeMetaNet, InputError, selectBackend, toSnakeCase, type RunRecord, type SafeMetaNetConfig } from '@safe-metanet/core';
+import { buildSafeMetaNet, InputError, selectBackend, toSnakeCase, type JsonLinesWriter, type RunRecord, type SafeMetaNetConfig } from '@safe-metanet/core';
 import { CORRUPTIONS, corruptImages, MAX_SEVERITY, MIN_SEVERITY, type ImageDataset } from '@safe-metanet/datasets';
 
 import {
@@ -85,7 +85,10 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   if (outDir !== undefined) {
     prepareOutputDir(outDir);
   }
-  const logFile = openLogFile(logPath);
+  // The log file is opened once the source model is ready, because a signal during the synchronous training
+  // ends the process at once and no file of the run should be left then. Opening and dropping it checks the path now.
+  openLogFile(logPath)?.abort();
+  let logFile: JsonLinesWriter | undefined;
 
   try {
     const logger = commandLogger(baseConfig);
@@ -99,6 +102,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
       checkIdentity(resumeFile, resumed.identity, expected);
     }
     const source = obtainSourceModel({ config: baseConfig, dataset, modelDir, training, logger, retrain: values['retrain'] === true });
+    logFile = openLogFile(logPath);
     const config = source.config;
     const identity = identityOf(config, source.file);
     if (resumed !== undefined && resumeFile !== undefined) {
