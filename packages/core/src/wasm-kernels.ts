@@ -263,15 +263,28 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: Parameters<tf.KernelFu
     );
   }
 
-  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const info = checkedConv2DInfo(kernelName, { name: 'x', shape: xShape }, filterShape, strides, pad, dimRoundingMode, dy);
+  return conv2dFilterGradient(backend as BackendWasm, x, dy, info);
+}
+
+/** Computes the convolution geometry of a gradient kernel and checks that dy has the output shape it implies. */
+function checkedConv2DInfo(
+  kernelName: string,
+  input: { readonly name: string; readonly shape: Shape4D },
+  filterShape: Shape4D,
+  strides: Parameters<typeof tf.backend_util.computeConv2DInfo>[2],
+  pad: Parameters<typeof tf.backend_util.computeConv2DInfo>[4],
+  dimRoundingMode: Parameters<typeof tf.backend_util.computeConv2DInfo>[5],
+  dy: tf.TensorInfo,
+): tf.backend_util.Conv2DInfo {
+  const info = tf.backend_util.computeConv2DInfo(input.shape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const expectedDyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
   if (!sameShape(dy.shape, expectedDyShape)) {
     throw new InputError(
-      `${kernelName} on the wasm backend expected dy of shape [${expectedDyShape.join(', ')}] for x [${xShape.join(', ')}] and filter [${filterShape.join(', ')}], but got [${dy.shape.join(', ')}].`,
+      `${kernelName} on the wasm backend expected dy of shape [${expectedDyShape.join(', ')}] for ${input.name} [${input.shape.join(', ')}] and filter [${filterShape.join(', ')}], but got [${dy.shape.join(', ')}].`,
     );
   }
-
-  return conv2dFilterGradient(backend as BackendWasm, x, dy, info);
+  return info;
 }
 
 /**
@@ -369,23 +382,7 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo 
     );
   }
 
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape as Shape4D,
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  const expectedDyShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  if (!sameShape(dy.shape, expectedDyShape)) {
-    throw new InputError(
-      `${kernelName} on the wasm backend expected dy of shape [${expectedDyShape.join(', ')}] for input [${inputShape.join(', ')}] and filter [${filterShape.join(', ')}], but got [${dy.shape.join(', ')}].`,
-    );
-  }
-
+  const info = checkedConv2DInfo(kernelName, { name: 'input', shape: inputShape as Shape4D }, filterShape, strides, pad, dimRoundingMode, dy);
   return conv2dInputGradient(backend as BackendWasm, dy, filter, info);
 }
 
