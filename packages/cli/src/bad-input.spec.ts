@@ -236,7 +236,7 @@ describe.concurrent('run with bad input', () => {
     // Neither a log file nor its temporary file, nor a checkpoint, nor a trained model.
     const written = existsSync(output) ? readdirSync(output) : [];
     expect(written).toEqual([]);
-    // The model folder is created before any work so that an unwritable one fails early, but holds no model.
+    // The model folder is created before any work so that an unwritable one fails early, but contains no model.
     const modelDir = path.join(folder, 'models', slug);
     expect(existsSync(modelDir) ? readdirSync(modelDir) : []).toEqual([]);
   });
