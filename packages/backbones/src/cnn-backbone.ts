@@ -34,16 +34,9 @@ export class CnnBackbone extends FrozenBackbone {
     this.#pools = plan.pools;
   }
 
-  protected hiddenFeatures(input: tf.Tensor, adapters: LayerAdapters): tf.Tensor2D {
-    let features = input as tf.Tensor4D;
-    for (let index = 0; index < this.layers.length - 1; index++) {
-      features = this.applyConv(index, features, adapters);
-      if (this.#pools[index] === true) {
-        features = tf.maxPool(features, 2, 2, 'valid');
-      }
-    }
-    const batchSize = features.shape[0];
-    return features.reshape([batchSize, -1]);
+  protected hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor {
+    const features = this.applyConv(index, input as tf.Tensor4D, adapters);
+    return this.#pools[index] === true ? tf.maxPool(features, 2, 2, 'valid') : features;
   }
 }
 

@@ -88,15 +88,57 @@ export abstract class FrozenBackbone implements Backbone {
     this.#checkNotDisposed('forward');
     this.#checkInput(input);
 
-    return tf.tidy(() => {
+    return tidyOutput(() => {
       const batch = input.dtype === 'float32' ? input : input.toFloat();
-      const features = this.hiddenFeatures(batch, adapters);
-      const logits = this.applyDense(this.layers.length - 1, features, adapters, false);
-      if (!this.hasDecoder) {
-        return { logits };
-      }
-      return { logits, reconstruction: this.#decode(features) };
+      return this.#runFrom(batch, 0, adapters);
     });
+  }
+
+  /**
+   * Returns the input of layer `layerIndex` for a batch: the output of the frozen layers below it,
+   * without adapters. With forwardFrom it lets a caller compute those layers once per batch.
+   */
+  forwardPrefix(input: tf.Tensor, layerIndex: number): tf.Tensor {
+    this.#checkNotDisposed('forwardPrefix');
+    this.#checkInput(input);
+    this.#checkLayerIndex(layerIndex);
+
+    return tf.tidy(() => {
+      let activation = input.dtype === 'float32' ? input : input.toFloat();
+      for (let index = 0; index < layerIndex; index++) {
+        activation = this.hiddenStage(index, activation, NO_ADAPTERS);
+      }
+      return layerIndex === this.layers.length - 1 ? flattenRows(activation) : activation;
+    });
+  }
+
+  /**
+   * Runs the model from layer `layerIndex` on that layer's input (from forwardPrefix), applying the
+   * adapters. It runs the same operations as the matching part of `forward`, so the outputs are equal bitwise.
+   */
+  forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput {
+    this.#checkNotDisposed('forwardFrom');
+    this.#checkLayerIndex(layerIndex);
+    return tidyOutput(() => this.#runFrom(activation, layerIndex, adapters));
+  }
+
+  #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput {
+    let current = activation;
+    for (let index = layerIndex; index < this.layers.length - 1; index++) {
+      current = this.hiddenStage(index, current, adapters);
+    }
+    const features = flattenRows(current);
+    const logits = this.applyDense(this.layers.length - 1, features, adapters, false);
+    if (!this.hasDecoder) {
+      return { logits };
+    }
+    return { logits, reconstruction: this.#decode(features) };
+  }
+
+  #checkLayerIndex(layerIndex: number): void {
+    if (!Number.isInteger(layerIndex) || layerIndex < 0 || layerIndex >= this.layers.length) {
+      throw new InputError(`Invalid layer index ${layerIndex} for the ${this.kind} backbone; use 0 to ${this.layers.length - 1}.`);
+    }
   }
 
   weights(): readonly tf.Variable[] {
@@ -122,10 +164,10 @@ export abstract class FrozenBackbone implements Backbone {
   }
 
   /**
-   * Returns the features that enter the last layer, `[batch, layers.at(-1).inputSize]`.
-   * It runs inside the tidy of `forward`, and `input` is float32 with the checked shape.
+   * Runs hidden layer `index` (every layer but the last) with its adapter, its activation and any
+   * pooling that follows it. It runs inside a tidy, and its input is float32.
    */
-  protected abstract hiddenFeatures(input: tf.Tensor, adapters: LayerAdapters): tf.Tensor2D;
+  protected abstract hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor;
 
   /** Runs dense layer `index`: matMul and bias, its adapter, then ReLU when `relu` is set. */
   protected applyDense(index: number, input: tf.Tensor2D, adapters: LayerAdapters, relu: boolean): tf.Tensor2D {
@@ -269,4 +311,19 @@ function uniformWeight(name: string, shape: number[], limit: number, seed: numbe
 function zeroWeight(name: string, size: number): NamedWeight {
   const variable = tf.tidy(() => tf.variable(tf.zeros([size]), false));
   return { name, variable };
+}
+
+const NO_ADAPTERS: LayerAdapters = new Map();
+
+// Flattens an activation to [batch, features], as the last (dense) layer takes it; a rank-2 tensor is returned as it is.
+function flattenRows(activation: tf.Tensor): tf.Tensor2D {
+  if (activation.rank === 2) {
+    return activation as tf.Tensor2D;
+  }
+  return activation.reshape([activation.shape[0] ?? -1, -1]);
+}
+
+// tf.tidy keeps the tensors of the returned object; its types only know plain tensor containers.
+function tidyOutput(run: () => BackboneOutput): BackboneOutput {
+  return tf.tidy(() => run() as unknown as tf.TensorContainer) as unknown as BackboneOutput;
 }

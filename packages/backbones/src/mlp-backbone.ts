@@ -16,12 +16,8 @@ export class MlpBackbone extends FrozenBackbone {
     super(describeMlp(settings, options));
   }
 
-  protected hiddenFeatures(input: tf.Tensor, adapters: LayerAdapters): tf.Tensor2D {
-    let features = input as tf.Tensor2D;
-    for (let index = 0; index < this.layers.length - 1; index++) {
-      features = this.applyDense(index, features, adapters, true);
-    }
-    return features;
+  protected hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor {
+    return this.applyDense(index, input as tf.Tensor2D, adapters, true);
   }
 }
 

@@ -48,6 +48,13 @@ export interface Backbone {
   readonly hasDecoder: boolean;
   /** Runs the model on a batch, applying the adapter of each layer that has one. */
   forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput;
+  /**
+   * Returns the input of layer `layerIndex`: the output of the frozen layers below it, without adapters.
+   * Optional; with forwardFrom it lets the loop compute the layers below the scope once per attempt.
+   */
+  forwardPrefix?(input: tf.Tensor, layerIndex: number): tf.Tensor;
+  /** Runs the model from layer `layerIndex` on that layer's input, with adapters; equal bitwise to `forward`. */
+  forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput;
   /** The frozen weights (kernels, biases, decoder), in a fixed order. */
   weights(): readonly tf.Variable[];
   /** Releases every tensor the backbone owns. */

@@ -46,6 +46,12 @@ export interface SafeMetaNetParts {
 
 const NO_ADAPTERS: LayerAdapters = new Map();
 
+/** The input of the first layer in scope, computed once by the frozen layers below it. */
+interface Prefix {
+  readonly activation: tf.Tensor;
+  readonly layerIndex: number;
+}
+
 /** A batch split into the part the adapters train on and the part held out for judging. */
 interface BatchSplit {
   readonly train: tf.Tensor;
@@ -349,17 +355,22 @@ export class SafeMetaNet {
     let optimizer: tf.Optimizer | undefined;
 
     const train = split.train;
+    let trainPrefix: Prefix | undefined;
+    let heldOutPrefix: Prefix | undefined;
     try {
-      const metricBefore = this.#measure(train);
+      // Layers below the scope carry no adapter, so their output is the same for every evaluation of this attempt.
+      trainPrefix = this.#prefixOf(train);
+      heldOutPrefix = split.heldOut === undefined ? undefined : this.#prefixOf(split.heldOut);
+      const metricBefore = this.#measure(train, trainPrefix);
       if (!Number.isFinite(metricBefore)) {
         return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
       }
-      const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut);
+      const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut, heldOutPrefix);
 
       optimizer = tf.train.adam(this.config.lr);
       let gradientSteps = 0;
       for (let index = 0; index < this.config.numSteps; index++) {
-        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot), true, variables);
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix), true, variables);
         gradientSteps++;
         const lossValue = loss?.dataSync()[0] ?? Number.NaN;
         loss?.dispose();
@@ -369,10 +380,10 @@ export class SafeMetaNet {
         }
       }
 
-      const metricAfter = this.#measure(train);
+      const metricAfter = this.#measure(train, trainPrefix);
       let heldOut: HeldOutMetrics | undefined;
       if (split.heldOut !== undefined && heldOutBefore !== undefined) {
-        heldOut = { metricBefore: heldOutBefore, metricAfter: this.#measure(split.heldOut) };
+        heldOut = { metricBefore: heldOutBefore, metricAfter: this.#measure(split.heldOut, heldOutPrefix) };
       }
       const heldOutFinite = heldOut === undefined || (Number.isFinite(heldOut.metricBefore) && Number.isFinite(heldOut.metricAfter));
       if (!Number.isFinite(metricAfter) || !heldOutFinite) {
@@ -404,7 +415,22 @@ export class SafeMetaNet {
     } finally {
       optimizer?.dispose();
       tf.dispose(snapshot);
+      tf.dispose([trainPrefix?.activation, heldOutPrefix?.activation].filter((tensor): tensor is tf.Tensor => tensor !== undefined));
     }
+  }
+
+  // Returns the input of the lowest layer in scope when the backbone can run from there, else undefined.
+  #prefixOf(batch: tf.Tensor): Prefix | undefined {
+    const { forwardPrefix, forwardFrom } = this.backbone;
+    if (forwardPrefix === undefined || forwardFrom === undefined) {
+      return undefined;
+    }
+    const indices = this.#scope.map((name) => this.backbone.layers.findIndex((layer) => layer.name === name));
+    const layerIndex = Math.min(...indices);
+    if (layerIndex <= 0) {
+      return undefined;
+    }
+    return { activation: tf.keep(forwardPrefix.call(this.backbone, batch, layerIndex)), layerIndex };
   }
 
   #reject(
@@ -428,15 +454,15 @@ export class SafeMetaNet {
     };
   }
 
-  #measure(batch: tf.Tensor): number {
-    const metric = tf.tidy(() => this.#proxyValue(batch));
+  #measure(batch: tf.Tensor, prefix?: Prefix): number {
+    const metric = tf.tidy(() => this.#proxyValue(batch, prefix));
     const value = metric.dataSync()[0] ?? Number.NaN;
     metric.dispose();
     return value;
   }
 
-  #loss(batch: tf.Tensor, variables: readonly tf.Variable[], snapshot: readonly tf.Tensor[]): tf.Scalar {
-    const metric = this.#proxyValue(batch);
+  #loss(batch: tf.Tensor, variables: readonly tf.Variable[], snapshot: readonly tf.Tensor[], prefix?: Prefix): tf.Scalar {
+    const metric = this.#proxyValue(batch, prefix);
     if (variables.length === 0 || this.config.trustRegionLambda === 0) {
       return metric;
     }
@@ -447,8 +473,11 @@ export class SafeMetaNet {
     return metric.add(tf.addN(squares).mul(this.config.trustRegionLambda));
   }
 
-  #proxyValue(batch: tf.Tensor): tf.Scalar {
-    const output: BackboneOutput = this.backbone.forward(batch, this.#adapters);
+  #proxyValue(batch: tf.Tensor, prefix?: Prefix): tf.Scalar {
+    const output: BackboneOutput =
+      prefix === undefined || this.backbone.forwardFrom === undefined
+        ? this.backbone.forward(batch, this.#adapters)
+        : this.backbone.forwardFrom(prefix.activation, prefix.layerIndex, this.#adapters);
     try {
       return this.proxy.compute({ input: batch, output });
     } catch (error) {

@@ -1,0 +1,98 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { adaptersModule } from '@safe-metanet/adapters';
+import { createBackbone } from '@safe-metanet/backbones';
+import { buildSafeMetaNet, resolveConfig, selectBackend, silentLogger, type Backbone, type RunRecord } from '@safe-metanet/core';
+import { policiesModule } from '@safe-metanet/policies';
+import { proxiesModule } from '@safe-metanet/proxies';
+
+import { adapterBytes, randomBatch, SMALL_MODELS } from './harness.js';
+
+beforeAll(async () => {
+  await selectBackend('cpu', silentLogger);
+});
+
+// The same backbone without forwardPrefix and forwardFrom, so that the loop runs every layer each time.
+function withoutPrefix(backbone: Backbone): Backbone {
+  return {
+    kind: backbone.kind,
+    layers: backbone.layers,
+    inputShape: backbone.inputShape,
+    numClasses: backbone.numClasses,
+    hasDecoder: backbone.hasDecoder,
+    forward: (input, adapters) => backbone.forward(input, adapters),
+    weights: () => backbone.weights(),
+    dispose: () => backbone.dispose(),
+  };
+}
+
+function withoutDuration(records: readonly RunRecord[]): Omit<RunRecord, 'duration_ms'>[] {
+  return records.map(({ duration_ms: _duration, ...rest }) => rest);
+}
+
+const CASES = (['mlp', 'cnn'] as const).flatMap((backbone) =>
+  (['lora', 'linear_adapter'] as const).map((adapter) => ({ backbone, adapter })),
+);
+
+describe('frozen prefix computed once', () => {
+  it.each(CASES)('$backbone with $adapter gives identical records', ({ backbone, adapter }) => {
+    // Threshold and learning rate chosen to mix accepts, rejects and expansions into lower layers.
+    const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2 };
+    const config = resolveConfig(settings);
+    const modules = [adaptersModule, proxiesModule, policiesModule];
+    const cachedBackbone = createBackbone(config, { decoder: true });
+    const plainBackbone = createBackbone(config, { decoder: true });
+    const cached = buildSafeMetaNet({ config, modules, backbone: cachedBackbone });
+    const plain = buildSafeMetaNet({ config, modules, backbone: withoutPrefix(plainBackbone) });
+    let prefixCalls = 0;
+    const forwardPrefix = cachedBackbone.forwardPrefix.bind(cachedBackbone);
+    cachedBackbone.forwardPrefix = (input, layerIndex) => {
+      prefixCalls++;
+      return forwardPrefix(input, layerIndex);
+    };
+    const before = tf.memory().numTensors;
+
+    for (let step = 0; step < 15; step++) {
+      const batch = randomBatch(cachedBackbone, 8, 1000 + step);
+      const labels = [0, 1, 2, 3, 4, 0, 1, 2];
+      cached.step(batch, labels);
+      plain.step(batch, labels);
+      batch.dispose();
+    }
+
+    expect(prefixCalls).toBeGreaterThan(0);
+    expect(cached.records.some((record) => record.scope_expanded)).toBe(true);
+    expect(cached.records.some((record) => record.action === 'accept')).toBe(true);
+    expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
+    expect(adapterBytes(cached)).toEqual(adapterBytes(plain));
+    // Adapters injected by expansion are the only new tensors.
+    const injected = [...cached.adapters.values(), ...plain.adapters.values()].reduce((total, item) => total + item.variables.length, 0);
+    const initial = 2 * (cached.adapters.get('layer_2')?.variables.length ?? 0);
+    expect(tf.memory().numTensors - before).toBe(injected - initial);
+    cached.dispose();
+    plain.dispose();
+    cachedBackbone.dispose();
+    plainBackbone.dispose();
+  });
+
+  it('reconstruction proxy matches too', () => {
+    const config = resolveConfig({ ...SMALL_MODELS.cnn, proxy: 'reconstruction', lr: 0.05, rollback_threshold: 1e6 });
+    const modules = [adaptersModule, proxiesModule, policiesModule];
+    const cachedBackbone = createBackbone(config, { decoder: true });
+    const plainBackbone = createBackbone(config, { decoder: true });
+    const cached = buildSafeMetaNet({ config, modules, backbone: cachedBackbone });
+    const plain = buildSafeMetaNet({ config, modules, backbone: withoutPrefix(plainBackbone) });
+    const batch = tf.randomUniform([6, ...cachedBackbone.inputShape], 0, 1, 'float32', 5);
+
+    cached.step(batch);
+    plain.step(batch);
+
+    expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
+    batch.dispose();
+    cached.dispose();
+    plain.dispose();
+    cachedBackbone.dispose();
+    plainBackbone.dispose();
+  });
+});
