@@ -1,6 +1,6 @@
 // Builds the optional native TensorFlow backend (@tensorflow/tfjs-node) after an install.
-// pnpm is told not to run its install script (ignoredBuiltDependencies) because that script
-// downloads libtensorflow, which hangs or fails on machines without general internet access.
+// The workspace lists it in ignoredBuiltDependencies, so pnpm does not run its install script. That
+// script downloads libtensorflow, which hangs or fails on machines without general internet access.
 // This script runs it once, with a time limit, and leaves the wasm backend in charge when it fails.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

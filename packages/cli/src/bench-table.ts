@@ -28,7 +28,7 @@ export type BenchMethod = (typeof BENCH_METHODS)[number];
  * Streaming modes of bench: `episodic` resets the adapters between corruptions, `continual` streams every
  * corruption of a severity through one runner, `repeated` streams that continual sequence several times
  * (a long stream), and `label_shift` is the continual sequence with each corruption's images sorted by
- * class, so that each batch holds one or two classes.
+ * class, so that each batch contains one or two classes.
  */
 export const BENCH_MODES = ['episodic', 'continual', 'repeated', 'label_shift'] as const;
 

@@ -105,7 +105,7 @@ function isCount(value: unknown): value is number {
 }
 
 // Returns the first structural problem of a parsed checkpoint, or undefined. The adapter values are checked
-// against the runner by importState, which knows the expected shapes.
+// against the runner by importState, which has the expected shapes.
 function findLayoutProblem(value: unknown): string | undefined {
   if (!isRecord(value)) {
     return 'it is not a JSON object';

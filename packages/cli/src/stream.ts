@@ -11,7 +11,7 @@ export interface ImageStream {
   readonly count: number;
 }
 
-/** Returns the number of batches of a stream; the last one holds the remainder and may be smaller. */
+/** Returns the number of batches of a stream; the last one contains the remainder and may be smaller. */
 export function batchCount(count: number, batchSize: number): number {
   return Math.ceil(count / batchSize);
 }

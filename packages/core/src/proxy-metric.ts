@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 
 import type { BackboneOutput } from './backbone.js';
 
-/** What a proxy metric sees of one forward pass. */
+/** Inputs of a proxy metric: one batch and the model's outputs on it. */
 export interface ProxyInputs {
   /** The unlabeled batch. */
   readonly input: tf.Tensor;

@@ -70,10 +70,10 @@ function transposeInto(source: Float32Array, target: Float32Array, rows: number,
 }
 
 /**
- * Copies output pixels [firstPixel, firstPixel + pixelCount) of x into patches, one row per output
- * pixel (b, yR, yC), counted in that order over the whole batch, and one column per filter element
- * (wR, wC, d1) in the order of the filter's [height, width, inChannels] axes. Taps that fall in the
- * padding are 0.
+ * Copies the input patches of output pixels [firstPixel, firstPixel + pixelCount) of x into patches.
+ * Each row is one output pixel (b, yR, yC), counted in that order over the whole batch. Each column
+ * is one filter element (wR, wC, d1), in the order of the filter's [height, width, inChannels] axes.
+ * Taps that fall in the padding are 0.
  */
 function im2col(
   x: Float32Array,
