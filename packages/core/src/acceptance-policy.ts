@@ -9,6 +9,19 @@ export interface SourceDivergence {
   readonly kl: number;
 }
 
+/** The source_anchor bounds of the config: how far from the frozen model's predictions an adapted model may move. */
+export interface AnchorBounds {
+  /** Minimum agreement, in [0, 1]. */
+  readonly anchorMinAgreement: number;
+  /** Maximum mean KL divergence, in nats. */
+  readonly anchorMaxKl: number;
+}
+
+/** Checks whether a divergence keeps to the source_anchor bounds. The source_anchor policy and the on_drift reset both use it. */
+export function withinAnchorBounds(divergence: SourceDivergence, bounds: AnchorBounds): boolean {
+  return divergence.agreement >= bounds.anchorMinAgreement && divergence.kl <= bounds.anchorMaxKl;
+}
+
 /** Proxy metric on the held-out part of a batch, which the update was not trained on. */
 export interface HeldOutMetrics {
   readonly metricBefore: number;

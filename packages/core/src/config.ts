@@ -61,8 +61,11 @@ export interface SafeMetaNetConfig {
   readonly anchorMinAgreement: number;
   /** Maximum mean KL divergence from the frozen model's predictions to the adapted model's, in nats (source_anchor). Default 0.5. */
   readonly anchorMaxKl: number;
-  /** When adapters go back to zero delta and the scope to its first layer: none, episodic, periodic or on_collapse. Default `none`. */
-  readonly reset: 'none' | 'episodic' | 'periodic' | 'on_collapse';
+  /**
+   * When adapters go back to zero delta and the scope to its first layer: none, episodic, periodic, on_collapse, or
+   * on_drift (when, on a new batch, the kept adapters break the source_anchor bounds). Default `none`.
+   */
+  readonly reset: 'none' | 'episodic' | 'periodic' | 'on_collapse' | 'on_drift';
   /** Batches between resets in `periodic` mode. Default 50. */
   readonly resetEvery: number;
   /** Reset in `on_collapse` mode when the entropy of the running mean prediction falls below this share of ln(classes). Default 0.5. */
@@ -120,7 +123,7 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   holdout_fraction: { camel: 'holdoutFraction', kind: 'number', min: 0, max: 0.9 },
   anchor_min_agreement: { camel: 'anchorMinAgreement', kind: 'number', min: 0, max: 1 },
   anchor_max_kl: { camel: 'anchorMaxKl', kind: 'number', min: 0 },
-  reset: { camel: 'reset', kind: 'string', allowed: ['none', 'episodic', 'periodic', 'on_collapse'] },
+  reset: { camel: 'reset', kind: 'string', allowed: ['none', 'episodic', 'periodic', 'on_collapse', 'on_drift'] },
   reset_every: { camel: 'resetEvery', kind: 'integer', min: 1 },
   collapse_threshold: { camel: 'collapseThreshold', kind: 'number', min: 0, max: 1 },
   expansion: { camel: 'expansion', kind: 'string' },

@@ -1,10 +1,12 @@
-export type {
-  AcceptancePolicy,
-  GateDecision,
-  GateEvidence,
-  HeldOutMetrics,
-  RejectReason,
-  SourceDivergence,
+export {
+  withinAnchorBounds,
+  type AcceptancePolicy,
+  type AnchorBounds,
+  type GateDecision,
+  type GateEvidence,
+  type HeldOutMetrics,
+  type RejectReason,
+  type SourceDivergence,
 } from './acceptance-policy.js';
 export { AllOfPolicy } from './all-of-policy.js';
 export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import type { AcceptancePolicy, GateDecision, HeldOutMetrics, RejectReason, SourceDivergence } from './acceptance-policy.js';
+import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
 import type { Backbone, BackboneOutput, LayerAdapters } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
@@ -90,6 +90,8 @@ export class SafeMetaNet {
   /** Running mean of the adapted model's softmax over batches, for the on_collapse reset; undefined until a batch. */
   #meanPrediction: Float32Array | undefined;
   #collapseDetected = false;
+  /** Whether an update was kept since the adapters were created or last reset. */
+  #updated = false;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -150,7 +152,7 @@ export class SafeMetaNet {
     this.#checkBatch(batch, labels);
 
     const stepIndex = this.#records.length;
-    const reset = this.#resetDue(stepIndex);
+    const reset = this.#resetDue(stepIndex, batch);
     if (reset) {
       this.resetAdapters();
     }
@@ -232,6 +234,7 @@ export class SafeMetaNet {
     this.#addToScope(first);
     this.#meanPrediction = undefined;
     this.#collapseDetected = false;
+    this.#updated = false;
   }
 
   /** Returns the runner's state, to be saved in a checkpoint. */
@@ -283,6 +286,7 @@ export class SafeMetaNet {
     }
     this.#records.splice(0, this.#records.length, ...state.records);
     this.#samplesSeen = state.samplesSeen;
+    this.#updated = Object.values(state.adapters).some((variables) => variables.some((saved) => saved.values.some((value) => value !== 0)));
   }
 
   /** Releases every adapter; the backbone belongs to the caller. */
@@ -294,8 +298,11 @@ export class SafeMetaNet {
     this.#scope = [];
   }
 
-  #resetDue(step: number): boolean {
+  #resetDue(step: number, batch: tf.Tensor): boolean {
     switch (this.config.reset) {
+      case 'on_drift':
+        // Fresh adapters predict as the frozen model does, so only adapters that kept an update can drift.
+        return this.#updated && !withinAnchorBounds(this.#sourceDivergence(batch), this.config);
       case 'episodic':
         return step > 0;
       case 'periodic':
@@ -404,6 +411,7 @@ export class SafeMetaNet {
         restore();
         return this.#reject(scope, metricBefore, metricAfter, decision.reason ?? 'no_improvement', gradientSteps, heldOut);
       }
+      this.#updated = true;
       return {
         record: { scope, metric_before: metricBefore, metric_after: metricAfter, accepted: true, reject_reason: null, ...heldOutFields(heldOut) },
         gradientSteps,

@@ -64,6 +64,46 @@ describe('reset modes', () => {
     expect(harness.runner.summary().resets).toBe(resets);
     harness.dispose();
   });
+
+  it.each([
+    { maxKl: 0, resets: [false, true, true, true, true] },
+    { maxKl: 1e9, resets: [false, false, false, false, false] },
+  ])('on_drift with max KL $maxKl', ({ maxKl, resets }) => {
+    // Every update is kept, so with a bound of 0 the adapters always drift, and the next batch starts afresh.
+    const settings = { reset: 'on_drift', anchor_max_kl: maxKl, anchor_min_agreement: 0, disable_rollback: true, lr: 0.05 };
+    const { harness, records } = stepMany(settings, 5);
+
+    expect(records.map((record) => record.reset)).toEqual(resets);
+    harness.dispose();
+  });
+
+  it('on_drift keeps predictions within bounds', () => {
+    const bounds = { anchor_min_agreement: 0.75, anchor_max_kl: 0.05 };
+    const settings = { ...bounds, reset: 'on_drift', policy: 'threshold+source_anchor', rollback_threshold: -1e6, lr: 0.2 };
+    const harness = buildHarness({ ...SMALL_MODELS.mlp, ...settings });
+    const before = tf.memory().numTensors;
+    let resets = 0;
+    for (let step = 0; step < 12; step++) {
+      // Two unlike inputs in turn, so that an update kept on one can drift too far on the other.
+      const batch = tf.tidy(() => randomBatch(harness.backbone, 8, 900 + step).mul(step % 2 === 0 ? 1 : 4));
+      const record = harness.runner.step(batch);
+      resets += record.reset ? 1 : 0;
+      const [adapted, frozen] = [harness.runner.predict(batch), harness.runner.predictSource(batch)];
+      const kl = tf.tidy(() => {
+        const [p, q] = [tf.logSoftmax(frozen), tf.logSoftmax(adapted)];
+        return p.exp().mul(p.sub(q)).sum(1).mean().dataSync()[0] as number;
+      });
+      const agreement = tf.tidy(() => adapted.argMax(1).equal(frozen.argMax(1)).cast('float32').mean().dataSync()[0] as number);
+      expect(agreement).toBeGreaterThanOrEqual(bounds.anchor_min_agreement);
+      expect(kl).toBeLessThanOrEqual(bounds.anchor_max_kl);
+      tf.dispose([batch, adapted, frozen]);
+    }
+    // The test is only meaningful when updates were kept and later dropped.
+    expect(harness.runner.summary().accepted).toBeGreaterThan(0);
+    expect(resets).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+    harness.dispose();
+  });
 });
 
 describe('held-out gate', () => {

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
 
-import { ConfigId, type AcceptancePolicy, type GateDecision, type GateEvidence, type SafeMetaNetConfig } from '@safe-metanet/core';
+import { ConfigId, withinAnchorBounds, type AcceptancePolicy, type AnchorBounds, type GateDecision, type GateEvidence, type SafeMetaNetConfig } from '@safe-metanet/core';
 
 /**
  * Rejects an update that moves the adapted model's predictions too far from the frozen model's on the
@@ -11,17 +11,14 @@ import { ConfigId, type AcceptancePolicy, type GateDecision, type GateEvidence, 
 @injectable()
 export class SourceAnchorPolicy implements AcceptancePolicy {
   readonly name = 'source_anchor';
-  readonly minAgreement: number;
-  readonly maxKl: number;
+  readonly bounds: AnchorBounds;
 
   constructor(@inject(ConfigId) config: SafeMetaNetConfig) {
-    this.minAgreement = config.anchorMinAgreement;
-    this.maxKl = config.anchorMaxKl;
+    this.bounds = { anchorMinAgreement: config.anchorMinAgreement, anchorMaxKl: config.anchorMaxKl };
   }
 
   decide(evidence: GateEvidence): GateDecision {
-    const divergence = evidence.sourceDivergence();
-    if (divergence.agreement < this.minAgreement || divergence.kl > this.maxKl) {
+    if (!withinAnchorBounds(evidence.sourceDivergence(), this.bounds)) {
       return { accept: false, reason: 'source_divergence' };
     }
     return { accept: true };
