@@ -240,6 +240,12 @@ function printMarkdown(lines) {
   }
 }
 
+/** Returns the resident set, the live JS heap and the wasm backend's linear memory, in bytes. */
+function memorySample() {
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss, heapUsed, wasm: tf.backend().wasm.HEAPU8.length };
+}
+
 /** Runs the MLP batch-64 LoRA last-layer row for soakSteps steps and prints tensor and memory growth. */
 async function soak() {
   if (!(await activate('wasm'))) {
@@ -254,7 +260,7 @@ async function soak() {
 
   globalThis.gc?.();
   const tensorsAtStart = tf.memory().numTensors;
-  const rssAtStart = process.memoryUsage().rss;
+  const memoryAtStart = memorySample();
   const started = performance.now();
   for (let index = 0; index < soakSteps; index++) {
     runner.step(batches[index % batches.length]);
@@ -263,7 +269,7 @@ async function soak() {
 
   globalThis.gc?.();
   const tensorsAtEnd = tf.memory().numTensors;
-  const rssAtEnd = process.memoryUsage().rss;
+  const memoryAtEnd = memorySample();
   const growth = (start, end) => `${(((end - start) / start) * 100).toFixed(1)}%`;
   const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -271,7 +277,13 @@ async function soak() {
   printMarkdown([
     ['measure', 'start', 'end', 'growth'],
     ['tf.memory().numTensors', String(tensorsAtStart), String(tensorsAtEnd), growth(tensorsAtStart, tensorsAtEnd)],
-    ['process.memoryUsage().rss', mib(rssAtStart), mib(rssAtEnd), growth(rssAtStart, rssAtEnd)],
+    // The memory target is on rss. heapUsed counts live JS objects such as the records, and wasm the backend's linear memory.
+    ...Object.keys(memoryAtStart).map((field) => [
+      field === 'wasm' ? 'wasm memory' : `process.memoryUsage().${field}`,
+      mib(memoryAtStart[field]),
+      mib(memoryAtEnd[field]),
+      growth(memoryAtStart[field], memoryAtEnd[field]),
+    ]),
   ]);
   console.log(`The runner keeps one record per step (${runner.records.length} at the end), which accounts for part of the RSS growth.`);
 

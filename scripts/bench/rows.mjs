@@ -39,7 +39,19 @@ export function stepRows({ quick = false, filter } = {}) {
           rows.push({
             name,
             batch,
-            settings: { ...modelSettings, ...adapterSettings, ...scopeSettings, seed: 0, lr: 1e-3, num_steps: 1, trust_region_lambda: 0.01 },
+            // The timed step is the prototype's: entropy, the threshold gate and no reset unless the scope sets one.
+            settings: {
+              ...modelSettings,
+              ...adapterSettings,
+              proxy: 'entropy',
+              policy: 'threshold',
+              reset: 'none',
+              ...scopeSettings,
+              seed: 0,
+              lr: 1e-3,
+              num_steps: 1,
+              trust_region_lambda: 0.01,
+            },
             torch: { model, batch, adapter, scope, rank: 4, alpha: 4, bottleneck: 8, lr: 1e-3, lambda: 0.01, threshold: scopeSettings.rollback_threshold },
           });
         }

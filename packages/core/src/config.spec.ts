@@ -11,6 +11,7 @@ import {
   loadConfigFile,
   overrideConfig,
   parseConfig,
+  PROTOTYPE_SETTINGS,
   resolveConfig,
   toSnakeCase,
 } from './config.js';
@@ -57,6 +58,24 @@ describe('config defaults', () => {
     expect(config.disableRollback).toBe(false);
     expect(config.disableScopeExpansion).toBe(false);
     expect(config.logLevel).toBe('INFO');
+  });
+
+  it('choose the recommended step', () => {
+    const config = defaultConfig();
+
+    expect(config.proxy).toBe('infomax');
+    expect(config.policy).toBe('threshold+source_anchor');
+    expect(config.reset).toBe('on_drift');
+    expect(config.anchorMinAgreement).toBe(0.9);
+    expect(config.anchorMaxKl).toBe(0.5);
+  });
+
+  it('give the prototype step with PROTOTYPE_SETTINGS', () => {
+    const config = resolveConfig(PROTOTYPE_SETTINGS);
+
+    expect(config.proxy).toBe('entropy');
+    expect(config.policy).toBe('threshold');
+    expect(config.reset).toBe('none');
   });
 
   it('loads the prototype file unchanged', () => {

@@ -51,9 +51,9 @@ export interface SafeMetaNetConfig {
   readonly disableRollback: boolean;
   /** Ablation: keep the scope at the first scheduled layer (expansion `fixed`). Default false. */
   readonly disableScopeExpansion: boolean;
-  /** Proxy metric plugin name. Default `entropy`. */
+  /** Proxy metric plugin name. Default `infomax`; the prototype used `entropy`. */
   readonly proxy: string;
-  /** Acceptance policy plugin name, or several joined with `+`, which must all accept. Default `threshold`. */
+  /** Acceptance policy plugin name, or several joined with `+`, which must all accept. Default `threshold+source_anchor`; the prototype used `threshold`. */
   readonly policy: string;
   /** Share of each batch held out from training and used only to judge the update, in [0, 0.9]. Default 0. */
   readonly holdoutFraction: number;
@@ -63,7 +63,7 @@ export interface SafeMetaNetConfig {
   readonly anchorMaxKl: number;
   /**
    * When adapters go back to zero delta and the scope to its first layer: none, episodic, periodic, on_collapse, or
-   * on_drift (when, on a new batch, the kept adapters break the source_anchor bounds). Default `none`.
+   * on_drift (when, on a new batch, the kept adapters break the source_anchor bounds). Default `on_drift`.
    */
   readonly reset: 'none' | 'episodic' | 'periodic' | 'on_collapse' | 'on_drift';
   /** Batches between resets in `periodic` mode. Default 50. */
@@ -154,12 +154,12 @@ const FIXED_DEFAULTS = {
   rollbackThreshold: 0,
   disableRollback: false,
   disableScopeExpansion: false,
-  proxy: 'entropy',
-  policy: 'threshold',
+  proxy: 'infomax',
+  policy: 'threshold+source_anchor',
   holdoutFraction: 0,
   anchorMinAgreement: 0.9,
   anchorMaxKl: 0.5,
-  reset: 'none',
+  reset: 'on_drift',
   resetEvery: 50,
   collapseThreshold: 0.5,
   expansion: 'layer_by_layer',
@@ -178,7 +178,13 @@ export function defaultExpansionSchedule(numLayers: number): string[] {
   return schedule;
 }
 
-/** Returns the full default config, equal to the Python prototype's defaults. */
+/**
+ * Settings that give the Python prototype's step: the entropy proxy, the threshold gate alone and no reset.
+ * The defaults differ from the prototype only in these keys, which it did not have.
+ */
+export const PROTOTYPE_SETTINGS = { proxy: 'entropy', policy: 'threshold', reset: 'none' } as const;
+
+/** Returns the full default config: the Python prototype's values for its keys, and the recommended proxy, policy and reset. */
 export function defaultConfig(): SafeMetaNetConfig {
   return resolveConfig({});
 }

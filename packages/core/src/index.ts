@@ -23,6 +23,7 @@ export {
   overrideConfig,
   parseConfig,
   parseConfigSource,
+  PROTOTYPE_SETTINGS,
   resolveConfig,
   toSnakeCase,
   type BackendName,

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { adaptersModule } from '@safe-metanet/adapters';
 import { createBackbone } from '@safe-metanet/backbones';
-import { buildSafeMetaNet, resolveConfig, type Backbone, type SafeMetaNet } from '@safe-metanet/core';
+import { buildSafeMetaNet, PROTOTYPE_SETTINGS, resolveConfig, type Backbone, type SafeMetaNet } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
@@ -19,9 +19,9 @@ export const SMALL_MODELS: Readonly<Record<'mlp' | 'cnn', Record<string, unknown
   cnn: { backbone: 'cnn', image_size: 8, image_channels: 1, hidden_dim: 4, output_dim: 5 },
 };
 
-/** Builds a runner with the standard plugins. */
+/** Builds a runner with the standard plugins and, unless `settings` override them, the prototype's step settings. */
 export function buildHarness(settings: Record<string, unknown>): Harness {
-  const config = resolveConfig(settings);
+  const config = resolveConfig({ ...PROTOTYPE_SETTINGS, ...settings });
   const backbone = createBackbone(config);
   const runner = buildSafeMetaNet({ config, modules: [adaptersModule, proxiesModule, policiesModule], backbone });
   return {

@@ -1,5 +1,5 @@
 import { createBackbone } from '@safe-metanet/backbones';
-import { buildSafeMetaNet, selectBackend, silentLogger, type SafeMetaNetConfig } from '@safe-metanet/core';
+import { buildSafeMetaNet, PROTOTYPE_SETTINGS, selectBackend, silentLogger, type SafeMetaNetConfig } from '@safe-metanet/core';
 
 import { formatFlags, integerFlag, parseFlags, stringFlag, type FlagSpecs } from '../flags.js';
 import { openLogFile } from '../log-file.js';
@@ -19,18 +19,20 @@ const DEMO_FLAGS: FlagSpecs = {
 const EVALUATION_SAMPLES = 2000;
 
 /**
- * Returns the demo's CNN size unless the config file or a flag sets it: 12-pixel images and 16 channels
- * train in seconds, where the general defaults (28 pixels, 64 channels) take minutes on the wasm backend.
+ * Returns the demo's settings unless the config file or a flag sets them. The demo is the prototype's, so it
+ * runs the prototype's step. On a CNN, 12-pixel images and 16 channels train in seconds, where the general
+ * defaults (28 pixels, 64 channels) take minutes on the wasm backend.
  */
 function demoDefaults(config: SafeMetaNetConfig): Record<string, unknown> {
-  return config.backbone === 'cnn' ? { image_size: 12, hidden_dim: 16 } : {};
+  return config.backbone === 'cnn' ? { ...PROTOTYPE_SETTINGS, image_size: 12, hidden_dim: 16 } : { ...PROTOTYPE_SETTINGS };
 }
 
 /** Help text of the demo command. */
 export const DEMO_HELP = `Usage: safe-metanet demo [flags]
 
 Trains a small source model on a synthetic task, then adapts it with Safe MetaNet on a stream of
-shifted batches, printing one line per batch (to standard error) and a summary with the adapted
+shifted batches with the prototype's step (entropy, threshold gate, no reset) unless the config
+sets proxy, policy or reset, printing one line per batch (to standard error) and a summary with the adapted
 accuracy beside the frozen model's.
 
 ${formatFlags(DEMO_FLAGS)}
