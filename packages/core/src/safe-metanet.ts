@@ -90,7 +90,7 @@ export class SafeMetaNet {
   /** Running mean of the adapted model's softmax over batches, for the on_collapse reset; undefined until a batch. */
   #meanPrediction: Float32Array | undefined;
   #collapseDetected = false;
-  /** Whether an update was kept since the adapters were created or last reset. */
+  /** Flag set when an update was kept since the adapters were created or last reset. */
   #updated = false;
 
   constructor(parts: SafeMetaNetParts) {
@@ -368,17 +368,28 @@ export class SafeMetaNet {
       // Layers below the scope carry no adapter, so their output is the same for every evaluation of this attempt.
       trainPrefix = this.#prefixOf(train);
       heldOutPrefix = split.heldOut === undefined ? undefined : this.#prefixOf(split.heldOut);
-      const metricBefore = this.#measure(train, trainPrefix);
-      if (!Number.isFinite(metricBefore)) {
-        return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
-      }
       const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut, heldOutPrefix);
 
       optimizer = tf.train.adam(this.config.lr);
+      let metricBefore = Number.NaN;
       let gradientSteps = 0;
       for (let index = 0; index < this.config.numSteps; index++) {
-        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix), true, variables);
+        // The first step's forward pass runs at the snapshot weights on the same data, so the proxy value it
+        // computes is the metric before the update, and no separate forward pass is needed for it.
+        let metric: tf.Scalar | undefined;
+        const keepMetric = index === 0 ? (value: tf.Scalar): void => void (metric = tf.keep(value)) : undefined;
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix, keepMetric), true, variables);
         gradientSteps++;
+        if (metric !== undefined) {
+          metricBefore = metric.dataSync()[0] ?? Number.NaN;
+          metric.dispose();
+          if (!Number.isFinite(metricBefore)) {
+            loss?.dispose();
+            restore();
+            // No update was kept and the batch gives no evidence, as when the metric is measured before any step.
+            return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
+          }
+        }
         const lossValue = loss?.dataSync()[0] ?? Number.NaN;
         loss?.dispose();
         if (!Number.isFinite(lossValue)) {
@@ -469,8 +480,16 @@ export class SafeMetaNet {
     return value;
   }
 
-  #loss(batch: tf.Tensor, variables: readonly tf.Variable[], snapshot: readonly tf.Tensor[], prefix?: Prefix): tf.Scalar {
+  // Returns the proxy metric plus the trust-region penalty, and passes the metric alone to `onMetric`.
+  #loss(
+    batch: tf.Tensor,
+    variables: readonly tf.Variable[],
+    snapshot: readonly tf.Tensor[],
+    prefix: Prefix | undefined,
+    onMetric?: (metric: tf.Scalar) => void,
+  ): tf.Scalar {
     const metric = this.#proxyValue(batch, prefix);
+    onMetric?.(metric);
     if (variables.length === 0 || this.config.trustRegionLambda === 0) {
       return metric;
     }

@@ -15,9 +15,9 @@ const BACKBONES = ['mlp', 'cnn'] as const;
 
 const CASES = BACKBONES.flatMap((backbone) => ADAPTER_TYPES.map((adapter) => ({ backbone, adapter })));
 
-// Proxy calls in the first attempt of a batch with num_steps 1: the metric before, the loss of the
-// gradient step, then the metric after. The third call therefore runs on the updated adapters.
-const CALL_AFTER_UPDATE = 3;
+// Proxy calls in the first attempt of a batch with num_steps 1: the loss of the gradient step, which
+// also gives the metric before, then the metric after. The second call therefore runs on the updated adapters.
+const CALL_AFTER_UPDATE = 2;
 
 beforeAll(async () => {
   await selectBackend('cpu', silentLogger);
