@@ -347,8 +347,9 @@ export class SafeMetaNet {
       const adapted = tf.logSoftmax(this.backbone.forward(batch, this.#adapters).logits);
       const agreement = frozen.argMax(1).equal(adapted.argMax(1)).cast('float32').mean();
       const kl = frozen.exp().mul(frozen.sub(adapted)).sum(1).mean();
-      const [agreementValue, klValue] = [agreement.dataSync()[0] ?? Number.NaN, kl.dataSync()[0] ?? Number.NaN];
-      return { agreement: agreementValue, kl: klValue };
+      // One read for both numbers.
+      const [agreementValue, klValue] = tf.stack([agreement, kl]).dataSync();
+      return { agreement: agreementValue ?? Number.NaN, kl: klValue ?? Number.NaN };
     });
   }
 
