@@ -262,8 +262,14 @@ async function soak() {
   const tensorsAtStart = tf.memory().numTensors;
   const memoryAtStart = memorySample();
   const started = performance.now();
+  // RSS after every tenth of the run, without a forced collection: a plateau is the JS heap's high-water
+  // mark between garbage collections, while steady growth would be a leak.
+  const rssSamples = [];
   for (let index = 0; index < soakSteps; index++) {
     runner.step(batches[index % batches.length]);
+    if ((index + 1) % Math.max(1, Math.floor(soakSteps / 10)) === 0) {
+      rssSamples.push(process.memoryUsage().rss);
+    }
   }
   const seconds = (performance.now() - started) / 1000;
 
@@ -285,7 +291,8 @@ async function soak() {
       growth(memoryAtStart[field], memoryAtEnd[field]),
     ]),
   ]);
-  console.log(`The runner keeps one record per step (${runner.records.length} at the end), which accounts for part of the RSS growth.`);
+  console.log(`RSS after each tenth of the steps: ${rssSamples.map((bytes) => mib(bytes)).join(', ')}.`);
+  console.log(`The runner keeps one record per step (${runner.records.length} at the end), which accounts for part of the heapUsed growth.`);
 
   tf.dispose(batches);
   runner.dispose();
