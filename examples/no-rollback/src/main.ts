@@ -1,22 +1,23 @@
 // Run: pnpm --filter @safe-metanet/example-no-rollback start
-// Runs the no-rollback ablation (`disable_rollback: true`) and the default threshold gate side by side
+// Runs the no-rollback ablation (`disable_rollback: true`) and the prototype's threshold gate side by side
 // on the identical shifted stream, and prints both summaries in one table.
 import 'reflect-metadata';
 
 import { adaptersModule } from '@safe-metanet/adapters';
 import { backbonesModule, createBackbone } from '@safe-metanet/backbones';
 import { streamSyntheticBatches, trainSyntheticSource } from '@safe-metanet/cli';
-import { buildSafeMetaNet, resolveConfig, selectBackend, StreamLogger, type RunSummary } from '@safe-metanet/core';
+import { buildSafeMetaNet, PROTOTYPE_SETTINGS, resolveConfig, selectBackend, StreamLogger, type RunSummary } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
 const STREAM_BATCHES = 30;
 const BATCH_SIZE = 32;
 
-// Both runs use lr 0.05 in place of the default 0.001. At the default rate the gate accepts all 30
-// updates of this stream (seed 0), so the two runs would be identical.
-const gated = resolveConfig({ lr: 0.05 });
-const ungated = resolveConfig({ lr: 0.05, disable_rollback: true });
+// Both runs use the prototype's step (entropy, the threshold gate alone, no reset), so that they differ
+// only in the gate, and lr 0.05 in place of the default 0.001. At the default rate the gate accepts all
+// 30 updates of this stream (seed 0), so the two runs would be identical.
+const gated = resolveConfig({ ...PROTOTYPE_SETTINGS, lr: 0.05 });
+const ungated = resolveConfig({ ...PROTOTYPE_SETTINGS, lr: 0.05, disable_rollback: true });
 const logger = new StreamLogger(gated.logLevel);
 await selectBackend(gated.backend, logger);
 

@@ -6,7 +6,7 @@ import 'reflect-metadata';
 import { adaptersModule } from '@safe-metanet/adapters';
 import { backbonesModule, createBackbone } from '@safe-metanet/backbones';
 import { formatSummary, streamSyntheticBatches, trainSyntheticSource } from '@safe-metanet/cli';
-import { buildSafeMetaNet, resolveConfig, selectBackend, StreamLogger } from '@safe-metanet/core';
+import { buildSafeMetaNet, PROTOTYPE_SETTINGS, resolveConfig, selectBackend, StreamLogger } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
@@ -15,7 +15,8 @@ const BATCH_SIZE = 32;
 
 // On this stream (seed 0), one step at the default lr lowers the mean entropy by 0.0003 to 0.0019 nats, so a
 // threshold of 0.0005 nats rejects some of the updates. With expansion enabled, a rejection would add layer_1.
-const config = resolveConfig({ disable_scope_expansion: true, rollback_threshold: 0.0005 });
+// The prototype's step (entropy, the threshold gate alone, no reset) isolates the expansion switch.
+const config = resolveConfig({ ...PROTOTYPE_SETTINGS, disable_scope_expansion: true, rollback_threshold: 0.0005 });
 const logger = new StreamLogger(config.logLevel);
 await selectBackend(config.backend, logger);
 

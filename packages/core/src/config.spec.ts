@@ -66,7 +66,7 @@ describe('config defaults', () => {
     expect(config.proxy).toBe('infomax');
     expect(config.policy).toBe('threshold+source_anchor');
     expect(config.reset).toBe('on_drift');
-    expect(config.anchorMinAgreement).toBe(0.9);
+    expect(config.anchorMinAgreement).toBe(0.95);
     expect(config.anchorMaxKl).toBe(0.5);
   });
 

@@ -57,7 +57,7 @@ export interface SafeMetaNetConfig {
   readonly policy: string;
   /** Share of each batch held out from training and used only to judge the update, in [0, 0.9]. Default 0. */
   readonly holdoutFraction: number;
-  /** Minimum share of samples on which the adapted and the frozen model predict the same class (source_anchor). Default 0.9. */
+  /** Minimum share of samples on which the adapted and the frozen model predict the same class (source_anchor and on_drift). Default 0.95. */
   readonly anchorMinAgreement: number;
   /** Maximum mean KL divergence from the frozen model's predictions to the adapted model's, in nats (source_anchor). Default 0.5. */
   readonly anchorMaxKl: number;
@@ -157,7 +157,7 @@ const FIXED_DEFAULTS = {
   proxy: 'infomax',
   policy: 'threshold+source_anchor',
   holdoutFraction: 0,
-  anchorMinAgreement: 0.9,
+  anchorMinAgreement: 0.95,
   anchorMaxKl: 0.5,
   reset: 'on_drift',
   resetEvery: 50,
