@@ -153,6 +153,11 @@ const BAD_RUN_CASES: readonly BadRunCase[] = [
     expected: ["Unknown proxy 'nope' (config key 'proxy'). Registered proxy names: entropy", 'reconstruction'],
   },
   {
+    name: 'policies in one string with a comma',
+    config: 'policy: "threshold, source_anchor"\n',
+    expected: ["Unknown policy 'threshold, source_anchor'", 'write a YAML list such as [threshold, source_anchor]'],
+  },
+  {
     name: 'truncated IDX file',
     damage: (target) => {
       const file = path.join(target, 't10k-images-idx3-ubyte');

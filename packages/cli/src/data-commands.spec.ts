@@ -140,6 +140,10 @@ describe('bench', () => {
     const markdown = readFileSync(path.join(folder, 'bench-out', 'results.md'), 'utf8');
     expect(markdown).toContain('| severity 3: error % | source |');
     expect(markdown).toContain('| mean |');
+    // The config of this test sets only the model, so the Safe MetaNet column runs the defaults.
+    const method = 'Safe MetaNet: adapter lora, proxy infomax, policy threshold+source_anchor, reset on_drift, anchor_min_agreement 0.95';
+    expect(result.stdout).toContain(method);
+    expect(markdown).toContain(method);
   });
 
   it('rejects an unwritable out folder before training', () => {

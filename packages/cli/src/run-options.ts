@@ -16,7 +16,7 @@ export const RUNNER_FLAGS: FlagSpecs = {
   backbone: { type: 'string', value: 'NAME', help: 'backbone plugin: mlp or cnn (default mlp)' },
   adapter: { type: 'string', value: 'NAME', help: 'adapter plugin: lora or linear_adapter (default lora)' },
   backend: { type: 'string', value: 'NAME', help: 'tensor backend: auto, tensorflow, wasm or cpu (default auto)' },
-  'disable-rollback': { type: 'boolean', help: 'ablation: accept every update (no rollback, no expansion)' },
+  'disable-rollback': { type: 'boolean', help: 'ablation: accept every update (no rollback, no expansion; the reset mode still applies)' },
   'disable-scope-expansion': { type: 'boolean', help: 'ablation: keep the scope at the first scheduled layer' },
   'log-file': { type: 'string', value: 'FILE', help: 'write one JSON record per batch (JSON Lines) to FILE' },
   plugin: {

@@ -127,6 +127,8 @@ describe('config validation', () => {
     { raw: { hiden_dim: 3 }, key: 'hiden_dim', fragments: ["Did you mean 'hidden_dim'"] },
     { raw: { lr: '0.1' }, key: 'lr', fragments: ["'lr'", 'string "0.1"', 'expected a finite number'] },
     { raw: { lr: 0 }, key: 'lr', fragments: ["'lr': 0", 'greater than 0'] },
+    { raw: { anchor_min_agreement: Number.NaN }, key: 'anchor_min_agreement', fragments: ['number NaN', 'expected a finite number'] },
+    { raw: { anchor_max_kl: Number.POSITIVE_INFINITY }, key: 'anchor_max_kl', fragments: ['number Infinity', 'expected a finite number'] },
     { raw: { lr: -1 }, key: 'lr', fragments: ['greater than 0'] },
     { raw: { num_layers: 1 }, key: 'num_layers', fragments: ["'num_layers': 1", 'at least 2'] },
     { raw: { num_layers: 2.5 }, key: 'num_layers', fragments: ['expected an integer'] },

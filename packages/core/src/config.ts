@@ -434,6 +434,10 @@ function describe(value: unknown): string {
   if (typeof value === 'object') {
     return `a mapping ${JSON.stringify(value)}`;
   }
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    // JSON writes NaN and the infinities as null, which would hide the value.
+    return `number ${String(value)}`;
+  }
   return `${typeof value} ${JSON.stringify(value) ?? String(value)}`;
 }
 

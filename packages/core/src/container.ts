@@ -87,7 +87,8 @@ export function resolvePlugin<K extends PluginKind>(container: Container, kind: 
   if (!registered.includes(name)) {
     const key = KEY_OF_KIND[kind];
     const valid = registered.length === 0 ? 'none (load a plugin module that provides one)' : registered.join(', ');
-    throw new PluginError(`Unknown ${kind} '${name}' (config key '${key}'). Registered ${kind} names: ${valid}.`);
+    const listHint = kind === 'policy' && name.includes(',') ? ' To require several policies, write a YAML list such as [threshold, source_anchor].' : '';
+    throw new PluginError(`Unknown ${kind} '${name}' (config key '${key}'). Registered ${kind} names: ${valid}.${listHint}`);
   }
   return container.get(SERVICE_IDS[kind] as ServiceIdentifier<ServiceOf<K>>, { name });
 }

@@ -613,7 +613,7 @@ function formatMetric(value: number | null): string {
 /** Formats a record as one log line: action, metric before and after, scope, expansion. */
 export function describeRecord(record: RunRecord, metricName: string): string {
   const parts = [
-    `step ${record.step}`,
+    record.reset ? `step ${record.step} (after a reset)` : `step ${record.step}`,
     record.action === 'accept' ? 'accept' : `reject (${record.reject_reason ?? 'no_improvement'})`,
     `${metricName} ${formatMetric(record.metric_before)} -> ${formatMetric(record.metric_after)}`,
     `scope [${record.scope.join(', ')}]`,

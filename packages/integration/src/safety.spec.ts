@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { ConfigError, selectBackend, silentLogger } from '@safe-metanet/core';
+import { ConfigError, describeRecord, selectBackend, silentLogger } from '@safe-metanet/core';
 
 import { adapterBytes, buildHarness, randomBatch, SMALL_MODELS } from './harness.js';
 
@@ -25,6 +25,7 @@ describe('reset modes', () => {
     const { harness, records } = stepMany({ reset: 'episodic', rollback_threshold: 1e6 }, 4);
 
     expect(records.map((record) => record.reset)).toEqual([false, true, true, true]);
+    expect(records.map((record) => describeRecord(record, 'entropy').startsWith(`step ${record.step} (after a reset) |`))).toEqual([false, true, true, true]);
     // Threshold 1e6 expands the scope to every layer on each batch, and the reset shrinks it back first.
     expect(records.map((record) => record.scope_expanded)).toEqual([true, true, true, true]);
     expect(harness.runner.summary().resets).toBe(3);

@@ -7,7 +7,8 @@ import { InputError, type ProxyInputs, type ProxyMetric } from '@safe-metanet/co
  * Information maximisation (the objective of SHOT): the mean per-sample entropy of the predicted
  * class distribution minus the entropy of the batch's mean prediction, in nats. The second term grows
  * when predictions spread over the classes, so the metric penalises a collapse onto few classes that
- * plain entropy rewards. It ranges from -ln(classes) (confident and balanced) to ln(classes).
+ * plain entropy rewards. It ranges from -ln(classes) (confident and balanced) to 0, because the
+ * entropy of the mean prediction is at least the mean entropy.
  */
 @injectable()
 export class InfoMaxProxy implements ProxyMetric {

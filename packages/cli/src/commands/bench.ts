@@ -1,5 +1,6 @@
 import {
   buildSafeMetaNet,
+  effectivePluginNames,
   overrideConfig,
   selectBackend,
   silentLogger,
@@ -46,10 +47,12 @@ const DEFAULT_MAX_SAMPLES = 2000;
 export const BENCH_HELP = `Usage: safe-metanet bench [flags]
 
 Runs every chosen corruption at the chosen severities through three methods on identical streams:
-the frozen source model, the always-accept baseline (the same adapters with a fixed scope and no
-gate, as in Tent), and Safe MetaNet with the configured policy. In episodic mode the adapters are
-reset between corruptions; in continual mode one runner sees every corruption of a severity in
-turn without a reset. Prints the error table per severity with the mean.
+the frozen source model, the always-accept baseline (the same adapters with the entropy proxy,
+a fixed scope, no gate and no reset, as in Tent, whatever the config sets), and Safe MetaNet with
+the configured proxy, policy and reset. In episodic mode the adapters are reset between
+corruptions; in continual mode one runner sees every corruption of a severity in turn, and only
+the config's reset mode resets it. Prints the settings of the Safe MetaNet column and the error
+table per severity with the mean.
 
 ${formatFlags(BENCH_FLAGS)}
 `;
@@ -110,6 +113,16 @@ function sortedByLabel(stream: ImageStream, sampleSize: number): ImageStream {
     labels[target] = stream.labels[source] as number;
   });
   return { images, labels, count: stream.count };
+}
+
+/** Describes the Safe MetaNet column's settings in one line: adapter, proxy, policy, reset and anchor bounds. */
+function methodSettings(config: SafeMetaNetConfig): string {
+  const names = effectivePluginNames(config);
+  const parts = [`adapter ${names.adapter}`, `proxy ${names.proxy}`, `policy ${names.policy}`, `reset ${config.reset}`];
+  if (names.policy.split('+').includes('source_anchor') || config.reset === 'on_drift') {
+    parts.push(`anchor_min_agreement ${config.anchorMinAgreement}`, `anchor_max_kl ${config.anchorMaxKl}`);
+  }
+  return parts.join(', ');
 }
 
 function methodConfig(config: SafeMetaNetConfig, method: Exclude<BenchMethod, 'source'>): SafeMetaNetConfig {
@@ -235,9 +248,10 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
 
   const tables = severities.map((severity) => errorTable(rows, severity));
+  const method = methodSettings(source.config);
   process.stdout.write(
     `Bench: ${dataset.name}, ${source.config.backbone}, ${count} test images per corruption, batch ${batchSize}, backend ${backend}, ` +
-      `clean source accuracy ${(source.cleanAccuracy * 100).toFixed(2)}%, ${seconds.toFixed(1)} s\n\n`,
+      `clean source accuracy ${(source.cleanAccuracy * 100).toFixed(2)}%, streams ran in ${seconds.toFixed(1)} s\nSafe MetaNet: ${method}\n\n`,
   );
   process.stdout.write(tables.map((table) => formatPlainTable(table)).join('\n'));
 
@@ -250,6 +264,7 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
       batch_size: batchSize,
       clean_source_accuracy: source.cleanAccuracy,
       seconds,
+      safe_metanet: method,
       config: toSnakeCase(source.config),
       rows,
     };
@@ -257,6 +272,8 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
       `# Safe MetaNet bench: ${dataset.name}, ${source.config.backbone}`,
       '',
       `${count} test images per corruption, batch ${batchSize}, backend ${backend}; clean source accuracy ${(source.cleanAccuracy * 100).toFixed(2)}%.`,
+      '',
+      `Safe MetaNet: ${method}.`,
       '',
       ...tables.map((table) => formatMarkdownTable(table)),
     ].join('\n');

@@ -31,9 +31,9 @@ function demoDefaults(config: SafeMetaNetConfig): Record<string, unknown> {
 export const DEMO_HELP = `Usage: safe-metanet demo [flags]
 
 Trains a small source model on a synthetic task, then adapts it with Safe MetaNet on a stream of
-shifted batches with the prototype's step (entropy, threshold gate, no reset) unless the config
-sets proxy, policy or reset, printing one line per batch (to standard error) and a summary with the adapted
-accuracy beside the frozen model's.
+shifted batches, printing one line per batch (to standard error) and a summary with the adapted
+accuracy beside the frozen model's. The demo runs the prototype's step: proxy entropy, policy
+threshold and reset none, each unless the config sets that key.
 
 ${formatFlags(DEMO_FLAGS)}
 `;

@@ -11,8 +11,10 @@ export interface BenchResults {
   readonly batch_size: number;
   /** Source model's accuracy on the clean test images, in [0, 1]. */
   readonly clean_source_accuracy: number;
-  /** Wall-clock seconds of the whole bench. */
+  /** Wall-clock seconds of the streams, without loading data and the source model. */
   readonly seconds: number;
+  /** Settings of the Safe MetaNet column, in one line. */
+  readonly safe_metanet: string;
   readonly rows: readonly BenchRow[];
 }
 
@@ -63,7 +65,8 @@ export async function renderBenchReport(results: BenchResults): Promise<string> 
       'images per corruption': results.images_per_corruption,
       'batch size': results.batch_size,
       'clean source accuracy': `${(results.clean_source_accuracy * 100).toFixed(2)}%`,
-      seconds: results.seconds.toFixed(1),
+      'seconds of the streams': results.seconds.toFixed(1),
+      'Safe MetaNet': results.safe_metanet,
     },
     charts,
     tables: severities.map((severity) => errorTable(results.rows, severity)),

@@ -130,10 +130,12 @@ describe('report HTML', () => {
       batch_size: 32,
       clean_source_accuracy: 0.9,
       seconds: 1.5,
+      safe_metanet: 'adapter lora, proxy infomax, policy threshold+source_anchor, reset on_drift',
       rows: benchRows(['gaussian_noise', 'rotate'], [3, 5]),
     };
     const html = await renderBenchReport(results);
 
+    expect(html).toContain('policy threshold+source_anchor, reset on_drift');
     expect(html.match(/<svg\b/g)?.length).toBe(2);
     expect(countMarks(html, 'rect')).toBe(2 * 2 * 5);
     expect(html.match(/<table>/g)?.length).toBe(2);
