@@ -1,4 +1,6 @@
 // The benchmark rows: each names a config for our runner and the matching settings of the PyTorch reference.
+// The core import is the same dist module that load.mjs imports, so there is one copy of core and of tfjs.
+import { PROTOTYPE_SETTINGS } from '../../packages/core/dist/index.js';
 
 const MODELS = {
   mlp: { backbone: 'mlp', input_dim: 784, hidden_dim: 256, num_layers: 3, output_dim: 10 },
@@ -43,9 +45,7 @@ export function stepRows({ quick = false, filter } = {}) {
             settings: {
               ...modelSettings,
               ...adapterSettings,
-              proxy: 'entropy',
-              policy: 'threshold',
-              reset: 'none',
+              ...PROTOTYPE_SETTINGS,
               ...scopeSettings,
               seed: 0,
               lr: 1e-3,

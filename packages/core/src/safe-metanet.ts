@@ -90,8 +90,6 @@ export class SafeMetaNet {
   /** Running mean of the adapted model's softmax over batches, for the on_collapse reset; undefined until a batch. */
   #meanPrediction: Float32Array | undefined;
   #collapseDetected = false;
-  /** Flag set when an update was kept since the adapters were created or last reset. */
-  #updated = false;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -234,7 +232,6 @@ export class SafeMetaNet {
     this.#addToScope(first);
     this.#meanPrediction = undefined;
     this.#collapseDetected = false;
-    this.#updated = false;
   }
 
   /** Returns the runner's state, to be saved in a checkpoint. */
@@ -286,7 +283,6 @@ export class SafeMetaNet {
     }
     this.#records.splice(0, this.#records.length, ...state.records);
     this.#samplesSeen = state.samplesSeen;
-    this.#updated = Object.values(state.adapters).some((variables) => variables.some((saved) => saved.values.some((value) => value !== 0)));
   }
 
   /** Releases every adapter; the backbone belongs to the caller. */
@@ -302,7 +298,7 @@ export class SafeMetaNet {
     switch (this.config.reset) {
       case 'on_drift':
         // Fresh adapters predict as the frozen model does, so only adapters that kept an update can drift.
-        return this.#updated && !withinAnchorBounds(this.#sourceDivergence(batch), this.config);
+        return this.#keptUpdateSinceReset() && !withinAnchorBounds(this.#sourceDivergence(batch), this.config);
       case 'episodic':
         return step > 0;
       case 'periodic':
@@ -312,6 +308,21 @@ export class SafeMetaNet {
       case 'none':
         return false;
     }
+  }
+
+  // Returns whether a batch accepted an update since the last reset, reading the records from the newest back.
+  // After a resetAdapters call from outside the loop it may return true, which costs one check that passes.
+  #keptUpdateSinceReset(): boolean {
+    for (let index = this.#records.length - 1; index >= 0; index--) {
+      const record = this.#records[index] as RunRecord;
+      if (record.action === 'accept') {
+        return true;
+      }
+      if (record.reset) {
+        return false;
+      }
+    }
+    return false;
   }
 
   // Keeps an exponential moving average (weight 0.1 per batch) of the adapted model's mean softmax. A running
@@ -378,8 +389,11 @@ export class SafeMetaNet {
         // The first step's forward pass runs at the snapshot weights on the same data, so the proxy value it
         // computes is the metric before the update, and no separate forward pass is needed for it.
         let metric: tf.Scalar | undefined;
-        const keepMetric = index === 0 ? (value: tf.Scalar): void => void (metric = tf.keep(value)) : undefined;
-        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix, keepMetric), true, variables);
+        const keepMetric = (value: tf.Scalar): void => {
+          metric = tf.keep(value);
+        };
+        const onMetric = index === 0 ? keepMetric : undefined;
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix, onMetric), true, variables);
         gradientSteps++;
         if (metric !== undefined) {
           metricBefore = metric.dataSync()[0] ?? Number.NaN;
@@ -423,7 +437,6 @@ export class SafeMetaNet {
         restore();
         return this.#reject(scope, metricBefore, metricAfter, decision.reason ?? 'no_improvement', gradientSteps, heldOut);
       }
-      this.#updated = true;
       return {
         record: { scope, metric_before: metricBefore, metric_after: metricAfter, accepted: true, reject_reason: null, ...heldOutFields(heldOut) },
         gradientSteps,

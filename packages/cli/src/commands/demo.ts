@@ -24,7 +24,8 @@ const EVALUATION_SAMPLES = 2000;
  * defaults (28 pixels, 64 channels) take minutes on the wasm backend.
  */
 function demoDefaults(config: SafeMetaNetConfig): Record<string, unknown> {
-  return config.backbone === 'cnn' ? { ...PROTOTYPE_SETTINGS, image_size: 12, hidden_dim: 16 } : { ...PROTOTYPE_SETTINGS };
+  const cnnSize = config.backbone === 'cnn' ? { image_size: 12, hidden_dim: 16 } : {};
+  return { ...PROTOTYPE_SETTINGS, ...cnnSize };
 }
 
 /** Help text of the demo command. */
