@@ -90,6 +90,8 @@ export class SafeMetaNet {
   /** Running mean of the adapted model's softmax over batches, for the on_collapse reset; undefined until a batch. */
   #meanPrediction: Float32Array | undefined;
   #collapseDetected = false;
+  /** Frozen model's log-softmax on the current batch, computed at most once per step for the divergence checks. */
+  #frozenLogProbabilities: tf.Tensor2D | undefined;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -146,6 +148,15 @@ export class SafeMetaNet {
 
   /** Runs one batch through the gated loop and returns its record; `labels` are used only to score it. */
   step(batch: tf.Tensor, labels?: ArrayLike<number>): RunRecord {
+    try {
+      return this.#step(batch, labels);
+    } finally {
+      this.#frozenLogProbabilities?.dispose();
+      this.#frozenLogProbabilities = undefined;
+    }
+  }
+
+  #step(batch: tf.Tensor, labels?: ArrayLike<number>): RunRecord {
     const started = performance.now();
     this.#checkBatch(batch, labels);
 
@@ -352,9 +363,11 @@ export class SafeMetaNet {
     return { train: batch.slice(0, size - held), heldOut: batch.slice(size - held) };
   }
 
+  // Measures the divergence on the batch of the current step, because the frozen log-softmax is cached per step.
   #sourceDivergence(batch: tf.Tensor): SourceDivergence {
+    this.#frozenLogProbabilities ??= tf.keep(tf.tidy(() => tf.logSoftmax(this.backbone.forward(batch, NO_ADAPTERS).logits)));
+    const frozen = this.#frozenLogProbabilities;
     return tf.tidy(() => {
-      const frozen = tf.logSoftmax(this.backbone.forward(batch, NO_ADAPTERS).logits);
       const adapted = tf.logSoftmax(this.backbone.forward(batch, this.#adapters).logits);
       const agreement = frozen.argMax(1).equal(adapted.argMax(1)).cast('float32').mean();
       const kl = frozen.exp().mul(frozen.sub(adapted)).sum(1).mean();
