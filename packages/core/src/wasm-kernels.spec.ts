@@ -411,16 +411,89 @@ describe('MaxPoolGrad on wasm', () => {
   });
 });
 
+interface MatMulCase {
+  readonly aShape: readonly number[];
+  readonly bShape: readonly number[];
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+}
+
+// Inner size 7, rows 5 and columns 3 keep the axes apart; the rank-3 cases cover a batch and a broadcast one.
+const MATMUL_CASES: MatMulCase[] = [];
+for (const transposeA of [false, true]) {
+  for (const transposeB of [false, true]) {
+    for (const [aBatch, bBatch] of [[[], []], [[4], [4]], [[4], [1]], [[], [4]]] as const) {
+      MATMUL_CASES.push({
+        aShape: [...aBatch, ...(transposeA ? [7, 5] : [5, 7])],
+        bShape: [...bBatch, ...(transposeB ? [3, 7] : [7, 3])],
+        transposeA,
+        transposeB,
+      });
+    }
+  }
+}
+
+function seeded(shape: readonly number[], seed: number): Float32Array {
+  return tf.tidy(() => tf.randomNormal([...shape], 0, 1, 'float32', seed).dataSync() as Float32Array);
+}
+
+describe('BatchMatMul on wasm', () => {
+  it.each(MATMUL_CASES)('matches cpu: a [$aShape] transposeA $transposeA, b [$bShape] transposeB $transposeB', async (testCase) => {
+    const aValues = seeded(testCase.aShape, 31);
+    const bValues = seeded(testCase.bShape, 32);
+    const product = (): Float32Array =>
+      tf
+        .matMul(tf.tensor(aValues, [...testCase.aShape]), tf.tensor(bValues, [...testCase.bShape]), testCase.transposeA, testCase.transposeB)
+        .dataSync() as Float32Array;
+
+    const expected = await runOn('cpu', product);
+    const actual = await runOn('wasm', product);
+
+    expect(actual.length).toBe(expected.length);
+    expect(expected.some((value) => Math.abs(value) > 0.1)).toBe(true);
+    expectTensorClose(actual, expected, RELATIVE_TOLERANCE);
+  });
+
+  it('gives matMul gradients that match cpu', async () => {
+    // The gradient of a product multiplies by transposed operands, which the replacement kernel serves.
+    const aValues = seeded([6, 9], 41);
+    const bValues = seeded([9, 4], 42);
+    const weights = seeded([6, 4], 43);
+    const gradients = (): tf.TensorContainer => {
+      const loss = (a: tf.Tensor, b: tf.Tensor): tf.Scalar => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D).mul(tf.tensor(weights, [6, 4])).sum();
+      const [da, db] = tf.grads(loss)([tf.tensor(aValues, [6, 9]), tf.tensor(bValues, [9, 4])]);
+      return [(da as tf.Tensor).dataSync() as Float32Array, (db as tf.Tensor).dataSync() as Float32Array];
+    };
+
+    const [expectedA, expectedB] = (await runOn('cpu', gradients)) as Float32Array[];
+    const [actualA, actualB] = (await runOn('wasm', gradients)) as Float32Array[];
+
+    expectTensorClose(actualA as Float32Array, expectedA as Float32Array, RELATIVE_TOLERANCE);
+    expectTensorClose(actualB as Float32Array, expectedB as Float32Array, RELATIVE_TOLERANCE);
+  });
+
+  it('rejects mismatched inner sizes with the packaged message', async () => {
+    expect(await tf.setBackend('wasm')).toBe(true);
+    const tensorsBefore = tf.memory().numTensors;
+    const dataIdsBefore = wasmDataIdCount();
+
+    expect(() => tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([2, 3]), false, true).dataSync())).not.toThrow();
+    expect(() => tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([4, 3]), true, false))).toThrow(/inner shapes \(2\) and \(4\)/);
+
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(wasmDataIdCount()).toBe(dataIdsBefore);
+  });
+});
+
 describe('registerWasmKernels', () => {
   it('can be called twice', () => {
-    const before = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
-    const beforeInput = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
+    const names = [tf.BatchMatMul, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad];
+    const before = names.map((name) => tf.getKernel(name, 'wasm').kernelFunc);
 
     expect(() => registerWasmKernels()).not.toThrow();
     expect(() => registerWasmKernels()).not.toThrow();
 
-    expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm').kernelFunc).toBe(before.kernelFunc);
-    expect(tf.getKernel(tf.Conv2DBackpropInput, 'wasm').kernelFunc).toBe(beforeInput.kernelFunc);
+    expect(names.map((name) => tf.getKernel(name, 'wasm').kernelFunc)).toEqual(before);
   });
 
   it('prints no warning when called again', () => {

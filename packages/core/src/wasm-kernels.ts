@@ -44,16 +44,68 @@ function samplesPerChunk(info: tf.backend_util.Conv2DInfo): number {
   return Math.max(1, Math.min(info.batchSize, Math.floor(IM2COL_CHUNK_BYTES / bytesPerSample)));
 }
 
+/** The packaged kernels of tfjs-backend-wasm that a replacement hands some inputs to, by kernel name. */
+const packagedKernels = new Map<string, tf.KernelConfig>();
+
+function packagedKernel(kernelName: string): tf.KernelConfig {
+  const kernel = packagedKernels.get(kernelName);
+  if (kernel === undefined) {
+    throw new Error(`The wasm backend's own ${kernelName} kernel is not registered. Import '@tensorflow/tfjs-backend-wasm' before calling registerWasmKernels().`);
+  }
+  return kernel;
+}
+
 /**
- * Multiplies two rank-2 float32 tensors, a [m, k] by b [k, n], with the BatchMatMul kernel of the
- * wasm backend. The caller owns the returned data id and must free it with disposeData. Neither
- * operand is transposed, because only that case was fast in tfjs-backend-wasm 4.22.0. With
- * transposeA or transposeB set, [576, 12544] x [12544, 64] took 750 ms against 78 ms (Node 22,
- * 2-core AMD EPYC).
+ * Multiplies two rank-2 float32 tensors, a [m, k] by b [k, n], with the packaged BatchMatMul kernel
+ * of the wasm backend. The caller owns the returned data id and must free it with disposeData.
  */
 function matMulOnWasm(wasm: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
-  const kernel = tf.getKernel(tf.BatchMatMul, WASM);
-  return kernel.kernelFunc({ inputs: { a, b }, backend: wasm, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+  return packagedKernel(tf.BatchMatMul).kernelFunc({ inputs: { a, b }, backend: wasm, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+}
+
+/** Returns x with its last two axes swapped, from the packaged Transpose kernel; the caller frees it with disposeData. */
+function swapLastAxes(wasm: BackendWasm, x: tf.TensorInfo): tf.TensorInfo {
+  const rank = x.shape.length;
+  const perm = [...Array(rank).keys()];
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return packagedKernel(tf.Transpose).kernelFunc({ inputs: { x }, backend: wasm, attrs: { perm } }) as tf.TensorInfo;
+}
+
+/**
+ * BatchMatMul that runs every product through the packaged kernel's untransposed case. In
+ * tfjs-backend-wasm 4.22.0 only that case reaches XNNPACK; with transposeA or transposeB set, the
+ * packaged kernel runs a scalar loop. On a 2-core AMD EPYC (Node 20), [64, 256] x [256, 256]^T took
+ * 3.7 ms against 0.35 ms untransposed, and the gradient of every matMul is such a product. The
+ * replacement transposes the flagged operands with the packaged Transpose kernel first.
+ */
+function batchMatMul(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { a, b } = inputs as tf.BatchMatMulInputs;
+  const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
+  const packaged = packagedKernel(tf.BatchMatMul);
+  if ((!transposeA && !transposeB) || a === undefined || b === undefined || a.dtype !== 'float32' || b.dtype !== 'float32') {
+    // The packaged kernel reports missing inputs and other dtypes itself.
+    return packaged.kernelFunc(args);
+  }
+
+  const wasm = backend as BackendWasm;
+  const transposed: tf.TensorInfo[] = [];
+  try {
+    const left = transposeA ? swapLastAxes(wasm, a) : a;
+    if (transposeA) {
+      transposed.push(left);
+    }
+    const right = transposeB ? swapLastAxes(wasm, b) : b;
+    if (transposeB) {
+      transposed.push(right);
+    }
+    return packaged.kernelFunc({ inputs: { a: left, b: right }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
+  } finally {
+    for (const info of transposed) {
+      wasm.disposeData(info.dataId);
+    }
+  }
 }
 
 /**
@@ -346,9 +398,6 @@ function conv2dInputGradient(
   return output;
 }
 
-/** The Conv2DBackpropInput kernel of tfjs-backend-wasm, kept for the NCHW inputs that the replacement does not handle. */
-let packagedConv2DBackpropInput: tf.KernelConfig | undefined;
-
 function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
   const kernelName = tf.Conv2DBackpropInput;
   const { inputs, backend, attrs } = args;
@@ -359,8 +408,8 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo 
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const dilations = (attrs as { dilations?: number | [number, number] } | undefined)?.dilations ?? 1;
 
-  if (dataFormat !== 'NHWC' && packagedConv2DBackpropInput !== undefined) {
-    return packagedConv2DBackpropInput.kernelFunc(args);
+  if (dataFormat !== 'NHWC' && packagedKernels.has(kernelName)) {
+    return packagedKernel(kernelName).kernelFunc(args);
   }
   if (dataFormat !== 'NHWC') {
     throw new InputError(
@@ -476,6 +525,7 @@ function maxPoolGrad({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): 
 }
 
 const REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
+  { kernelName: tf.BatchMatMul, backendName: WASM, kernelFunc: batchMatMul },
   { kernelName: tf.Conv2DBackpropFilter, backendName: WASM, kernelFunc: conv2DBackpropFilter },
   { kernelName: tf.Conv2DBackpropInput, backendName: WASM, kernelFunc: conv2DBackpropInput },
   { kernelName: tf.MaxPoolGrad, backendName: WASM, kernelFunc: maxPoolGrad },
@@ -483,15 +533,16 @@ const REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
 
 /**
  * Registers the kernels that the wasm backend of @tensorflow/tfjs-backend-wasm 4.22.0 lacks, gets
- * wrong or runs slowly. Conv2DBackpropFilter is missing. Conv2DBackpropInput is a scalar C++ loop,
- * which the replacement outruns by running the matmul through XNNPACK; it still hands NCHW inputs
- * to the packaged kernel. MaxPoolGrad starts each window's maximum at FLT_MIN
- * (tfjs-backend-wasm/src/cc/kernels/MaxPoolGrad.cc), so a window whose values are all at most 0 drops
- * its gradient or sends it to element 0 of the tensor. It also gives ties to the last maximum, where
- * the cpu backend gives them to the first.
+ * wrong or runs slowly. BatchMatMul with a transposed operand is a scalar C++ loop, so the
+ * replacement transposes the operand first and runs the XNNPACK case. Conv2DBackpropFilter is
+ * missing. Conv2DBackpropInput is a scalar C++ loop, which the replacement outruns by running the
+ * matmul through XNNPACK; it still hands NCHW inputs to the packaged kernel. MaxPoolGrad starts each
+ * window's maximum at FLT_MIN (tfjs-backend-wasm/src/cc/kernels/MaxPoolGrad.cc), so a window whose
+ * values are all at most 0 drops its gradient or sends it to element 0 of the tensor. It also gives
+ * ties to the last maximum, where the cpu backend gives them to the first.
  *
  * Call it after importing '@tensorflow/tfjs-backend-wasm', because that import registers the
- * package's own MaxPoolGrad and Conv2DBackpropInput and would replace these. Calling it again is a no-op.
+ * package's own kernels and would replace these. Calling it again is a no-op.
  *
  * @throws Error when '@tensorflow/tfjs-backend-wasm' has not been imported yet.
  */
@@ -502,22 +553,24 @@ export function registerWasmKernels(): void {
     );
   }
 
+  const transpose = tf.getKernel(tf.Transpose, WASM) as tf.KernelConfig | undefined;
+  if (transpose !== undefined) {
+    packagedKernels.set(tf.Transpose, transpose);
+  }
   for (const config of REPLACEMENT_KERNELS) {
     const registered = tf.getKernel(config.kernelName, WASM) as tf.KernelConfig | undefined;
     if (registered?.kernelFunc === config.kernelFunc) {
       continue;
     }
     let replacement = config;
-    if (config.kernelName === tf.Conv2DBackpropInput && registered !== undefined) {
-      packagedConv2DBackpropInput = registered;
+    if (registered !== undefined) {
+      packagedKernels.set(config.kernelName, registered);
       // The packaged kernel's setupFunc binds its C++ function when the backend initialises, and the
-      // replacement calls that kernel for NCHW inputs.
+      // replacement calls that kernel for some inputs.
       if (registered.setupFunc !== undefined) {
         replacement = { ...config, setupFunc: registered.setupFunc };
       }
-    }
-    // Unregistering first avoids the warning that registerKernel prints when it overwrites a kernel.
-    if (registered !== undefined) {
+      // Unregistering first avoids the warning that registerKernel prints when it overwrites a kernel.
       tf.unregisterKernel(config.kernelName, WASM);
     }
     tf.registerKernel(replacement);
