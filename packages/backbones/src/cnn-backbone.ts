@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { inject, injectable, optional } from 'inversify';
 
-import { ConfigId, type LayerAdapters, type LayerSpec } from '@safe-metanet/core';
+import { ConfigId, type LayerSpec } from '@safe-metanet/core';
 
 import { BackboneOptionsId, checkInteger, checkSeed, type BackboneOptions, type CnnSettings } from './backbone-settings.js';
 import { FrozenBackbone, type BackboneStructure } from './frozen-backbone.js';
@@ -34,9 +34,8 @@ export class CnnBackbone extends FrozenBackbone {
     this.#pools = plan.pools;
   }
 
-  protected hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor {
-    const features = this.applyConv(index, input as tf.Tensor4D, adapters);
-    return this.#pools[index] === true ? tf.maxPool(features, 2, 2, 'valid') : features;
+  protected override afterActivation(index: number, activation: tf.Tensor): tf.Tensor {
+    return this.#pools[index] === true ? tf.maxPool(activation as tf.Tensor4D, 2, 2, 'valid') : activation;
   }
 }
 

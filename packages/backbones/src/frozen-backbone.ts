@@ -5,6 +5,8 @@ import {
   PluginFailureError,
   type Backbone,
   type BackboneOutput,
+  type FrozenLayerActivations,
+  type FrozenTrace,
   type LayerAdapters,
   type LayerSpec,
 } from '@safe-metanet/core';
@@ -35,8 +37,9 @@ export interface BackboneStructure {
 
 /**
  * A classifier of dense and conv2d layers written as plain tfjs ops on variables, so that an
- * adapter can wrap each layer's pre-activation output. Subclasses compute the features that
- * enter the last layer; this class runs the last dense layer and the optional decoder head.
+ * adapter can wrap each layer's pre-activation output. This class runs every layer: its frozen
+ * product, the adapter, then ReLU for all but the last. It also runs the optional decoder head. A
+ * subclass describes the layers and adds what follows an activation, such as pooling.
  *
  * The weights are created from the seed with He-uniform (layers followed by ReLU) or
  * Glorot-uniform (the logits layer and the decoder output) kernels and zero biases. They are
@@ -95,44 +98,94 @@ export abstract class FrozenBackbone implements Backbone {
   }
 
   /**
-   * Returns the input of layer `layerIndex` for a batch: the output of the frozen layers below it,
-   * without adapters. With forwardFrom it lets a caller compute those layers once per batch.
+   * Returns the frozen model's activations on a batch. Each layer is computed when first asked for, with
+   * the operations of `forward`, so a `forwardFrom` on them equals `forward` bitwise.
    */
-  forwardPrefix(input: tf.Tensor, layerIndex: number): tf.Tensor {
-    this.#checkNotDisposed('forwardPrefix');
+  traceFrozen(input: tf.Tensor): FrozenTrace {
+    this.#checkNotDisposed('traceFrozen');
     this.#checkInput(input);
-    this.#checkLayerIndex(layerIndex);
+    const owned: tf.Tensor[] = [];
+    const own = <T extends tf.Tensor>(tensor: T): T => {
+      owned.push(tf.keep(tensor));
+      return tensor;
+    };
+    const layers: FrozenLayerActivations[] = [];
+    let next: tf.Tensor = input.dtype === 'float32' ? input : own(input.toFloat());
+    const lastIndex = this.layers.length - 1;
 
-    return tf.tidy(() => {
-      let activation = input.dtype === 'float32' ? input : input.toFloat();
-      for (let index = 0; index < layerIndex; index++) {
-        activation = this.hiddenStage(index, activation, NO_ADAPTERS);
+    const layer = (layerIndex: number): FrozenLayerActivations => {
+      this.#checkNotDisposed('FrozenTrace.layer');
+      this.#checkLayerIndex(layerIndex);
+      for (let index = layers.length; index <= layerIndex; index++) {
+        tf.tidy(() => {
+          const layerInput = index === lastIndex ? own(flattenRows(next)) : next;
+          const frozenOutput = own(this.#frozenOutput(index, layerInput));
+          layers.push({ input: layerInput, frozenOutput });
+          if (index < lastIndex) {
+            next = own(this.#finishLayer(index, layerInput, frozenOutput, NO_ADAPTERS));
+          }
+        });
       }
-      return layerIndex === this.layers.length - 1 ? flattenRows(activation) : activation;
-    });
+      return layers[layerIndex] as FrozenLayerActivations;
+    };
+    return {
+      layer,
+      // The last layer has no activation, so without an adapter its frozen output is the logits.
+      logits: () => layer(lastIndex).frozenOutput as tf.Tensor2D,
+      dispose: () => {
+        tf.dispose(owned);
+        owned.length = 0;
+        layers.length = 0;
+      },
+    };
   }
 
   /**
-   * Runs the model from layer `layerIndex` on that layer's input (from forwardPrefix), applying the
-   * adapters. It runs the same operations as the matching part of `forward`, so the outputs are equal bitwise.
+   * Runs the model from layer `layerIndex` on that layer's input (from traceFrozen), applying the
+   * adapters. It runs the same operations as the matching part of `forward`, so the outputs are equal
+   * bitwise. `frozenOutput`, when given, is the layer's own frozen product on this input.
    */
-  forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput {
+  forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
     this.#checkNotDisposed('forwardFrom');
     this.#checkLayerIndex(layerIndex);
-    return tidyOutput(() => this.#runFrom(activation, layerIndex, adapters));
+    return tidyOutput(() => this.#runFrom(activation, layerIndex, adapters, frozenOutput));
   }
 
-  #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput {
+  #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
+    const lastIndex = this.layers.length - 1;
     let current = activation;
-    for (let index = layerIndex; index < this.layers.length - 1; index++) {
-      current = this.hiddenStage(index, current, adapters);
+    let features = flattenRows(activation);
+    for (let index = layerIndex; index <= lastIndex; index++) {
+      const layerInput = index === lastIndex ? flattenRows(current) : current;
+      const frozen = index === layerIndex && frozenOutput !== undefined ? frozenOutput : this.#frozenOutput(index, layerInput);
+      features = layerInput as tf.Tensor2D;
+      current = this.#finishLayer(index, layerInput, frozen, adapters);
     }
-    const features = flattenRows(current);
-    const logits = this.applyDense(this.layers.length - 1, features, adapters, false);
+    const logits = current as tf.Tensor2D;
     if (!this.hasDecoder) {
       return { logits };
     }
     return { logits, reconstruction: this.#decode(features) };
+  }
+
+  // The frozen product of a layer: input · kernel + bias for a dense layer, the convolution plus bias for a conv2d layer.
+  #frozenOutput(index: number, input: tf.Tensor): tf.Tensor {
+    const layer = this.layers[index] as LayerSpec;
+    const kernel = this.#weight(`${layer.name}/kernel`);
+    const bias = this.#weight(`${layer.name}/bias`);
+    if (layer.kind === 'dense') {
+      return tf.add(tf.matMul(input as tf.Tensor2D, kernel as tf.Tensor2D), bias);
+    }
+    return tf.add(tf.conv2d(input as tf.Tensor4D, kernel as tf.Tensor4D, layer.strides, layer.padding), bias);
+  }
+
+  // Applies a layer's adapter to its frozen output, then, for every layer but the last, ReLU and afterActivation.
+  #finishLayer(index: number, input: tf.Tensor, frozenOutput: tf.Tensor, adapters: LayerAdapters): tf.Tensor {
+    const adapted = this.#adapt(this.layers[index] as LayerSpec, input, frozenOutput, adapters);
+    if (index === this.layers.length - 1) {
+      return adapted;
+    }
+    return this.afterActivation(index, tf.relu(adapted));
   }
 
   #checkLayerIndex(layerIndex: number): void {
@@ -163,27 +216,9 @@ export abstract class FrozenBackbone implements Backbone {
     }
   }
 
-  /**
-   * Runs hidden layer `index` (every layer but the last) with its adapter, its activation and any
-   * pooling that follows it. It runs inside a tidy, and its input is float32.
-   */
-  protected abstract hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor;
-
-  /** Runs dense layer `index`: matMul and bias, its adapter, then ReLU when `relu` is set. */
-  protected applyDense(index: number, input: tf.Tensor2D, adapters: LayerAdapters, relu: boolean): tf.Tensor2D {
-    const layer = this.#layer(index, 'dense');
-    const frozen = tf.add(tf.matMul(input, this.#weight(`${layer.name}/kernel`)), this.#weight(`${layer.name}/bias`));
-    const output = this.#adapt(layer, input, frozen, adapters) as tf.Tensor2D;
-    return relu ? tf.relu(output) : output;
-  }
-
-  /** Runs conv2d layer `index`: convolution and bias, its adapter, then ReLU. */
-  protected applyConv(index: number, input: tf.Tensor4D, adapters: LayerAdapters): tf.Tensor4D {
-    const layer = this.#layer(index, 'conv2d');
-    const kernel = this.#weight(`${layer.name}/kernel`) as tf.Tensor4D;
-    const convolved = tf.conv2d(input, kernel, layer.strides, layer.padding);
-    const frozen = tf.add(convolved, this.#weight(`${layer.name}/bias`));
-    return tf.relu(this.#adapt(layer, input, frozen, adapters) as tf.Tensor4D);
+  /** Runs what follows the ReLU of hidden layer `index` (pooling, say); the default returns the activation as it is. */
+  protected afterActivation(_index: number, activation: tf.Tensor): tf.Tensor {
+    return activation;
   }
 
   #decode(features: tf.Tensor2D): tf.Tensor {
@@ -207,14 +242,6 @@ export abstract class FrozenBackbone implements Backbone {
       );
     }
     return adapted;
-  }
-
-  #layer(index: number, kind: LayerSpec['kind']): LayerSpec {
-    const layer = this.layers[index];
-    if (layer === undefined || layer.kind !== kind) {
-      throw new Error(`The ${this.kind} backbone has no ${kind} layer at index ${index}.`);
-    }
-    return layer;
   }
 
   #weight(name: string): tf.Variable {

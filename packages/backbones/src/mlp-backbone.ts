@@ -1,7 +1,6 @@
-import type * as tf from '@tensorflow/tfjs';
 import { inject, injectable, optional } from 'inversify';
 
-import { ConfigId, type LayerAdapters, type LayerSpec } from '@safe-metanet/core';
+import { ConfigId, type LayerSpec } from '@safe-metanet/core';
 
 import { BackboneOptionsId, checkInteger, checkSeed, type BackboneOptions, type MlpSettings } from './backbone-settings.js';
 import { FrozenBackbone, type BackboneStructure } from './frozen-backbone.js';
@@ -14,10 +13,6 @@ import { FrozenBackbone, type BackboneStructure } from './frozen-backbone.js';
 export class MlpBackbone extends FrozenBackbone {
   constructor(@inject(ConfigId) settings: MlpSettings, @inject(BackboneOptionsId) @optional() options: BackboneOptions = {}) {
     super(describeMlp(settings, options));
-  }
-
-  protected hiddenStage(index: number, input: tf.Tensor, adapters: LayerAdapters): tf.Tensor {
-    return this.applyDense(index, input as tf.Tensor2D, adapters, true);
   }
 }
 

@@ -34,6 +34,24 @@ export interface BackboneOutput {
   readonly reconstruction?: tf.Tensor;
 }
 
+/** Activations of the frozen model at one layer for one batch. */
+export interface FrozenLayerActivations {
+  /** The layer's input: the output of the frozen layers below it, flattened to `[batch, features]` for a dense layer. */
+  readonly input: tf.Tensor;
+  /** The layer's frozen output, before its adapter and activation: input · kernel + bias, or the convolution plus bias. */
+  readonly frozenOutput: tf.Tensor;
+}
+
+/** The frozen model's activations on one batch. It owns its tensors; they stay valid until dispose. */
+export interface FrozenTrace {
+  /** Returns the activations of layer `layerIndex`, computing the frozen layers up to it on the first call. */
+  layer(layerIndex: number): FrozenLayerActivations;
+  /** Returns the frozen model's logits, `[batch, numClasses]`. */
+  logits(): tf.Tensor2D;
+  /** Disposes every tensor the trace computed; the batch itself belongs to the caller. */
+  dispose(): void;
+}
+
 /** A frozen classifier whose named layers can carry adapters. */
 export interface Backbone {
   /** Config name of the backbone kind, such as `mlp` or `cnn`. */
@@ -49,12 +67,17 @@ export interface Backbone {
   /** Runs the model on a batch, applying the adapter of each layer that has one. */
   forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput;
   /**
-   * Returns the input of layer `layerIndex`: the output of the frozen layers below it, without adapters.
-   * Optional; with forwardFrom it lets the loop compute the layers below the scope once per attempt.
+   * Returns the frozen model's activations on a batch, computed layer by layer when first asked for.
+   * Optional; with forwardFrom it lets the loop compute the frozen layers once per batch rather than
+   * once per evaluation.
    */
-  forwardPrefix?(input: tf.Tensor, layerIndex: number): tf.Tensor;
-  /** Runs the model from layer `layerIndex` on that layer's input, with adapters; equal bitwise to `forward`. */
-  forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters): BackboneOutput;
+  traceFrozen?(input: tf.Tensor): FrozenTrace;
+  /**
+   * Runs the model from layer `layerIndex` on that layer's input, with adapters; equal bitwise to `forward`.
+   * `frozenOutput`, when given, is the layer's frozen output for this input (from a FrozenTrace), which
+   * the layer then does not compute again.
+   */
+  forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput;
   /** The frozen weights (kernels, biases, decoder), in a fixed order. */
   weights(): readonly tf.Variable[];
   /** Releases every tensor the backbone owns. */

@@ -11,7 +11,7 @@ export {
 export { AllOfPolicy } from './all-of-policy.js';
 export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';
 export { selectBackend, type ActiveBackend } from './backend.js';
-export type { Backbone, BackboneOutput, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
+export type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
 export {
   BACKENDS,
   CONFIG_KEYS,

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
-import type { Backbone, BackboneOutput, LayerAdapters } from './backbone.js';
+import type { Backbone, BackboneOutput, FrozenTrace, LayerAdapters } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
 import { ConfigError, InputError, PluginFailureError, SafeMetaNetError } from './errors.js';
 import type { ExpansionSchedule } from './expansion-schedule.js';
@@ -46,12 +46,6 @@ export interface SafeMetaNetParts {
 
 const NO_ADAPTERS: LayerAdapters = new Map();
 
-/** The input of the first layer in scope, computed once by the frozen layers below it. */
-interface Prefix {
-  readonly activation: tf.Tensor;
-  readonly layerIndex: number;
-}
-
 /** A batch split into the part the adapters train on and the part held out for judging. */
 interface BatchSplit {
   readonly train: tf.Tensor;
@@ -92,6 +86,8 @@ export class SafeMetaNet {
   #collapseDetected = false;
   /** Frozen model's log-softmax on the current batch, computed at most once per step for the divergence checks. */
   #frozenLogProbabilities: tf.Tensor2D | undefined;
+  /** Frozen activations of the tensors of the current step (the batch and its parts), computed once per step. */
+  readonly #traces = new Map<tf.Tensor, FrozenTrace>();
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -153,6 +149,10 @@ export class SafeMetaNet {
     } finally {
       this.#frozenLogProbabilities?.dispose();
       this.#frozenLogProbabilities = undefined;
+      for (const trace of this.#traces.values()) {
+        trace.dispose();
+      }
+      this.#traces.clear();
     }
   }
 
@@ -166,7 +166,7 @@ export class SafeMetaNet {
       this.resetAdapters();
     }
     const scopeAtStart = this.#scope.length;
-    const preUpdateLogits = labels !== undefined && this.config.prediction === 'before_update' ? this.predict(batch) : undefined;
+    const preUpdateLogits = labels !== undefined && this.config.prediction === 'before_update' ? this.#adaptedLogits(batch) : undefined;
 
     const split = this.#splitBatch(batch);
     const attempts: AttemptRecord[] = [];
@@ -215,11 +215,10 @@ export class SafeMetaNet {
       reset,
     };
     if (labels !== undefined) {
-      const adapted = preUpdateLogits ?? this.predict(batch);
-      const source = this.predictSource(batch);
-      record = { ...record, accuracy: accuracyOf(adapted, labels), source_accuracy: accuracyOf(source, labels) };
+      const adapted = preUpdateLogits ?? this.#adaptedLogits(batch);
+      const sourceAccuracy = tf.tidy(() => accuracyOf(this.#frozenLogits(batch), labels));
+      record = { ...record, accuracy: accuracyOf(adapted, labels), source_accuracy: sourceAccuracy };
       adapted.dispose();
-      source.dispose();
     }
     record = { ...record, duration_ms: performance.now() - started };
 
@@ -339,7 +338,7 @@ export class SafeMetaNet {
   // Keeps an exponential moving average (weight 0.1 per batch) of the adapted model's mean softmax. A running
   // mean whose entropy falls below collapse_threshold * ln(classes) means the predictions pile onto few classes.
   #trackCollapse(batch: tf.Tensor): void {
-    const mean = tf.tidy(() => tf.softmax(this.backbone.forward(batch, this.#adapters).logits).mean(0).dataSync() as Float32Array);
+    const mean = tf.tidy(() => tf.softmax(this.#adaptedOutput(batch).logits).mean(0).dataSync() as Float32Array);
     const running = this.#meanPrediction ?? mean.slice();
     let entropy = 0;
     for (let index = 0; index < running.length; index++) {
@@ -365,10 +364,10 @@ export class SafeMetaNet {
 
   // Measures the divergence on the batch of the current step, because the frozen log-softmax is cached per step.
   #sourceDivergence(batch: tf.Tensor): SourceDivergence {
-    this.#frozenLogProbabilities ??= tf.keep(tf.tidy(() => tf.logSoftmax(this.backbone.forward(batch, NO_ADAPTERS).logits)));
+    this.#frozenLogProbabilities ??= tf.keep(tf.tidy(() => tf.logSoftmax(this.#frozenLogits(batch))));
     const frozen = this.#frozenLogProbabilities;
     return tf.tidy(() => {
-      const adapted = tf.logSoftmax(this.backbone.forward(batch, this.#adapters).logits);
+      const adapted = tf.logSoftmax(this.#adaptedOutput(batch).logits);
       const agreement = frozen.argMax(1).equal(adapted.argMax(1)).cast('float32').mean();
       const kl = frozen.exp().mul(frozen.sub(adapted)).sum(1).mean();
       // One read for both numbers.
@@ -387,13 +386,8 @@ export class SafeMetaNet {
     let optimizer: tf.Optimizer | undefined;
 
     const train = split.train;
-    let trainPrefix: Prefix | undefined;
-    let heldOutPrefix: Prefix | undefined;
     try {
-      // Layers below the scope carry no adapter, so their output is the same for every evaluation of this attempt.
-      trainPrefix = this.#prefixOf(train);
-      heldOutPrefix = split.heldOut === undefined ? undefined : this.#prefixOf(split.heldOut);
-      const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut, heldOutPrefix);
+      const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut);
 
       optimizer = tf.train.adam(this.config.lr);
       let metricBefore = Number.NaN;
@@ -406,7 +400,7 @@ export class SafeMetaNet {
           metric = tf.keep(value);
         };
         const onMetric = index === 0 ? keepMetric : undefined;
-        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, trainPrefix, onMetric), true, variables);
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, onMetric), true, variables);
         gradientSteps++;
         if (metric !== undefined) {
           metricBefore = metric.dataSync()[0] ?? Number.NaN;
@@ -426,10 +420,10 @@ export class SafeMetaNet {
         }
       }
 
-      const metricAfter = this.#measure(train, trainPrefix);
+      const metricAfter = this.#measure(train);
       let heldOut: HeldOutMetrics | undefined;
       if (split.heldOut !== undefined && heldOutBefore !== undefined) {
-        heldOut = { metricBefore: heldOutBefore, metricAfter: this.#measure(split.heldOut, heldOutPrefix) };
+        heldOut = { metricBefore: heldOutBefore, metricAfter: this.#measure(split.heldOut) };
       }
       const heldOutFinite = heldOut === undefined || (Number.isFinite(heldOut.metricBefore) && Number.isFinite(heldOut.metricAfter));
       if (!Number.isFinite(metricAfter) || !heldOutFinite) {
@@ -461,22 +455,44 @@ export class SafeMetaNet {
     } finally {
       optimizer?.dispose();
       tf.dispose(snapshot);
-      tf.dispose([trainPrefix?.activation, heldOutPrefix?.activation].filter((tensor): tensor is tf.Tensor => tensor !== undefined));
     }
   }
 
-  // Returns the input of the lowest layer in scope when the backbone can run from there, else undefined.
-  #prefixOf(batch: tf.Tensor): Prefix | undefined {
-    const { forwardPrefix, forwardFrom } = this.backbone;
-    if (forwardPrefix === undefined || forwardFrom === undefined) {
+  // Returns the frozen activations of a tensor of this step, or undefined when the backbone cannot trace and run from a layer.
+  #trace(batch: tf.Tensor): FrozenTrace | undefined {
+    const { traceFrozen, forwardFrom } = this.backbone;
+    if (traceFrozen === undefined || forwardFrom === undefined) {
       return undefined;
     }
-    const indices = this.#scope.map((name) => this.backbone.layers.findIndex((layer) => layer.name === name));
+    let trace = this.#traces.get(batch);
+    if (trace === undefined) {
+      trace = traceFrozen.call(this.backbone, batch);
+      this.#traces.set(batch, trace);
+    }
+    return trace;
+  }
+
+  // Runs the adapted model on a tensor of this step. Layers below the lowest adapter and that layer's frozen
+  // product come from the trace, because no adapter changes them; the result equals forward bitwise.
+  #adaptedOutput(batch: tf.Tensor): BackboneOutput {
+    const trace = this.#trace(batch);
+    const indices = [...this.#adapters.keys()].map((name) => this.backbone.layers.findIndex((layer) => layer.name === name));
+    if (trace === undefined || this.backbone.forwardFrom === undefined || indices.length === 0) {
+      return this.backbone.forward(batch, this.#adapters);
+    }
     const layerIndex = Math.min(...indices);
-    if (layerIndex <= 0) {
-      return undefined;
-    }
-    return { activation: tf.keep(forwardPrefix.call(this.backbone, batch, layerIndex)), layerIndex };
+    const { input, frozenOutput } = trace.layer(layerIndex);
+    return this.backbone.forwardFrom(input, layerIndex, this.#adapters, frozenOutput);
+  }
+
+  #adaptedLogits(batch: tf.Tensor): tf.Tensor2D {
+    return tf.tidy(() => this.#adaptedOutput(batch).logits);
+  }
+
+  // Returns the frozen model's logits on a tensor of this step. Call it inside tf.tidy: the trace owns its logits,
+  // and without a trace the tidy disposes the new ones.
+  #frozenLogits(batch: tf.Tensor): tf.Tensor2D {
+    return this.#trace(batch)?.logits() ?? this.backbone.forward(batch, NO_ADAPTERS).logits;
   }
 
   #reject(
@@ -500,8 +516,8 @@ export class SafeMetaNet {
     };
   }
 
-  #measure(batch: tf.Tensor, prefix?: Prefix): number {
-    const metric = tf.tidy(() => this.#proxyValue(batch, prefix));
+  #measure(batch: tf.Tensor): number {
+    const metric = tf.tidy(() => this.#proxyValue(batch));
     const value = metric.dataSync()[0] ?? Number.NaN;
     metric.dispose();
     return value;
@@ -512,10 +528,9 @@ export class SafeMetaNet {
     batch: tf.Tensor,
     variables: readonly tf.Variable[],
     snapshot: readonly tf.Tensor[],
-    prefix: Prefix | undefined,
     onMetric?: (metric: tf.Scalar) => void,
   ): tf.Scalar {
-    const metric = this.#proxyValue(batch, prefix);
+    const metric = this.#proxyValue(batch);
     onMetric?.(metric);
     if (variables.length === 0 || this.config.trustRegionLambda === 0) {
       return metric;
@@ -527,11 +542,8 @@ export class SafeMetaNet {
     return metric.add(tf.addN(squares).mul(this.config.trustRegionLambda));
   }
 
-  #proxyValue(batch: tf.Tensor, prefix?: Prefix): tf.Scalar {
-    const output: BackboneOutput =
-      prefix === undefined || this.backbone.forwardFrom === undefined
-        ? this.backbone.forward(batch, this.#adapters)
-        : this.backbone.forwardFrom(prefix.activation, prefix.layerIndex, this.#adapters);
+  #proxyValue(batch: tf.Tensor): tf.Scalar {
+    const output = this.#adaptedOutput(batch);
     try {
       return this.proxy.compute({ input: batch, output });
     } catch (error) {
