@@ -76,6 +76,7 @@ interface ConvCase {
   readonly title: string;
   readonly batch: number;
   readonly inChannels: number;
+  readonly outChannels: number;
   readonly kernelSize: number;
   readonly stride: number;
   readonly pad: Padding;
@@ -84,19 +85,21 @@ interface ConvCase {
 // Height 10 and width 9 keep the two axes apart and give 'same' padding with stride 2 an uneven split.
 const CONV_HEIGHT = 10;
 const CONV_WIDTH = 9;
-// Five output channels, an odd count, keep the output axis apart from the others.
-const CONV_OUT_CHANNELS = 5;
+// Five output channels, an odd count, keep the output axis apart from the others. Sixteen input channels
+// with one output channel make the filter gradient unroll dy over the input pixels in place of im2col.
+const OUT_CHANNELS_BY_IN_CHANNELS: Readonly<Record<number, number>> = { 1: 5, 3: 5, 16: 1 };
 
 const CONV_CASES: ConvCase[] = [];
 for (const stride of [1, 2]) {
   for (const pad of ['same', 'valid'] as const) {
-    for (const inChannels of [1, 3]) {
+    for (const inChannels of [1, 3, 16]) {
       for (const kernelSize of [1, 3, 5]) {
         for (const batch of [1, 5]) {
           CONV_CASES.push({
             title: `stride ${stride}, ${pad}, ${kernelSize}x${kernelSize} kernel, ${inChannels} in-channels, batch ${batch}`,
             batch,
             inChannels,
+            outChannels: OUT_CHANNELS_BY_IN_CHANNELS[inChannels] ?? 5,
             kernelSize,
             stride,
             pad,
@@ -120,7 +123,7 @@ function conv2dGradients(
   weightValues: Float32Array,
 ): ConvGradients {
   const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
-  const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+  const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, testCase.outChannels];
   const x = tf.tensor4d(xValues, xShape);
   const filter = tf.tensor4d(filterValues, filterShape);
 
@@ -137,7 +140,7 @@ describe('Conv2D gradients on wasm', () => {
   for (const testCase of CONV_CASES) {
     it(`matches cpu: ${testCase.title}`, async () => {
       const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
-      const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+      const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, testCase.outChannels];
       const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, testCase.stride, 1, testCase.pad);
       const xValues = randomValues(xShape, 11);
       const filterValues = randomValues(filterShape, 12);
@@ -153,9 +156,9 @@ describe('Conv2D gradients on wasm', () => {
 
   it('filter gradient is not all zeros', async () => {
     // Guards the comparisons above against two backends that agree on a trivial result.
-    const testCase: ConvCase = { title: 'nonzero check', batch: 5, inChannels: 3, kernelSize: 3, stride: 2, pad: 'same' };
+    const testCase: ConvCase = { title: 'nonzero check', batch: 5, inChannels: 3, outChannels: 5, kernelSize: 3, stride: 2, pad: 'same' };
     const xShape: Shape4D = [testCase.batch, CONV_HEIGHT, CONV_WIDTH, testCase.inChannels];
-    const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, CONV_OUT_CHANNELS];
+    const filterShape: Shape4D = [testCase.kernelSize, testCase.kernelSize, testCase.inChannels, testCase.outChannels];
     const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, testCase.stride, 1, testCase.pad);
     const xValues = randomValues(xShape, 21);
     const filterValues = randomValues(filterShape, 22);

@@ -208,20 +208,130 @@ function col2im(
 }
 
 /**
- * Output pixels per matmul of the filter gradient. XNNPACK sums each block in float32 and the blocks
- * are added in float64, which bounds the rounding error by the block size and not by the number of
- * pixels in the batch. One float32 sum over 39200 pixels (x [2, 140, 140, 64]) was off by 7e-4 on a
+ * Pixels per matmul of the filter gradient. XNNPACK sums each block in float32 and the blocks are
+ * added in float64, which bounds the rounding error by the block size and not by the number of
+ * pixels in the batch. Blocks of 64 to 8192 pixels took the same time on the CNN's layers. One float32 sum over 39200 pixels (x [2, 140, 140, 64]) was off by 7e-4 on a
  * gradient element of 2.4 against the float64 sums of the cpu backend.
  */
-const FILTER_GRADIENT_BLOCK_PIXELS = 64;
+const FILTER_GRADIENT_BLOCK_PIXELS = 1024;
+
+/**
+ * Copies the output gradient that input pixels [firstPixel, firstPixel + pixelCount) of x receive into
+ * rows. Each row is one input pixel (b, xR, xC), counted in that order over the whole batch. Each
+ * column is one (wR, wC, d2): dy at the output pixel that reads this input pixel through filter tap
+ * (wR, wC), or 0 where no output pixel does.
+ */
+function unrollOutputGradient(
+  dy: Float32Array,
+  rows: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+  firstPixel: number,
+  pixelCount: number,
+): void {
+  const { inHeight, inWidth, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  const { strideHeight, strideWidth } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  if (filterHeight === 1 && filterWidth === 1 && strideHeight === 1 && strideWidth === 1 && padTop === 0 && padLeft === 0) {
+    // Each input pixel is read by the output pixel at the same place only, so the rows are dy as it is.
+    rows.set(dy.subarray(firstPixel * outChannels, (firstPixel + pixelCount) * outChannels));
+    return;
+  }
+  let rowOffset = 0;
+
+  for (let pixel = firstPixel; pixel < firstPixel + pixelCount; ++pixel) {
+    const xC = pixel % inWidth;
+    const xR = Math.floor(pixel / inWidth) % inHeight;
+    const b = Math.floor(pixel / (inWidth * inHeight));
+    for (let wR = 0; wR < filterHeight; ++wR) {
+      const rowSpan = xR + padTop - wR;
+      const yR = rowSpan / strideHeight;
+      const rowRead = rowSpan >= 0 && rowSpan % strideHeight === 0 && yR < outHeight;
+      for (let wC = 0; wC < filterWidth; ++wC) {
+        const columnSpan = xC + padLeft - wC;
+        const yC = columnSpan / strideWidth;
+        if (rowRead && columnSpan >= 0 && columnSpan % strideWidth === 0 && yC < outWidth) {
+          const dyOffset = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+          for (let d2 = 0; d2 < outChannels; ++d2) {
+            rows[rowOffset + d2] = dy[dyOffset + d2] as number;
+          }
+        } else {
+          rows.fill(0, rowOffset, rowOffset + outChannels);
+        }
+        rowOffset += outChannels;
+      }
+    }
+  }
+}
+
+/** A split of the filter gradient into blocks of one matmul each: the operand shapes and how to fill them. */
+interface FilterGradientPlan {
+  /** Pixels the blocks run over: output pixels for im2col, input pixels for the unrolled dy. */
+  readonly totalPixels: number;
+  /** Rows of the product: the left operand is [blockPixels, leftRows] and enters the matmul transposed. */
+  readonly leftRows: number;
+  /** Columns of the right operand, [blockPixels, columns]. */
+  readonly rightColumns: number;
+  /**
+   * Writes both operands of the block [firstPixel, firstPixel + pixels); rows past `pixels` stay as they
+   * are. It reads x and dy through new heap views, because makeOutput may grow the heap and detach older views.
+   */
+  fill(left: Float32Array, right: Float32Array, firstPixel: number, pixels: number, blockPixels: number): void;
+  /** Index in the [height, width, inChannels, outChannels] filter of the product's element (row, column). */
+  filterIndex(row: number, column: number): number;
+}
+
+/**
+ * Plans dW^T = dy^T * patches over output pixels, where im2col unrolls x into patches
+ * [pixels, filterHeight * filterWidth * inChannels]. It copies fewer values than the unrolled dy when
+ * inChannels is below outChannels, as in a first layer on one image channel.
+ */
+function im2colPlan(wasm: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): FilterGradientPlan {
+  const { outChannels } = info;
+  const patchSize = info.filterHeight * info.filterWidth * info.inChannels;
+  return {
+    totalPixels: info.batchSize * info.outHeight * info.outWidth,
+    leftRows: outChannels,
+    rightColumns: patchSize,
+    fill: (left, right, firstPixel, pixels, blockPixels) => {
+      const dyValues = wasm.typedArrayFromHeap(dy) as Float32Array;
+      im2col(wasm.typedArrayFromHeap(x) as Float32Array, right, info, firstPixel, pixels);
+      left.set(dyValues.subarray(firstPixel * outChannels, (firstPixel + pixels) * outChannels));
+    },
+    filterIndex: (d2, tap) => tap * outChannels + d2,
+  };
+}
+
+/**
+ * Plans dW' = x^T * rows over input pixels, where unrollOutputGradient gives each input pixel the dy
+ * of every output pixel that reads it: rows [pixels, filterHeight * filterWidth * outChannels]. For a
+ * [3, 3, 32, 4] filter it copies 68 values per pixel against 292 for im2col.
+ */
+function unrolledDyPlan(wasm: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): FilterGradientPlan {
+  const { inChannels, outChannels } = info;
+  return {
+    totalPixels: info.batchSize * info.inHeight * info.inWidth,
+    leftRows: inChannels,
+    rightColumns: info.filterHeight * info.filterWidth * outChannels,
+    fill: (left, right, firstPixel, pixels, blockPixels) => {
+      const xValues = wasm.typedArrayFromHeap(x) as Float32Array;
+      unrollOutputGradient(wasm.typedArrayFromHeap(dy) as Float32Array, right, info, firstPixel, pixels);
+      left.set(xValues.subarray(firstPixel * inChannels, (firstPixel + pixels) * inChannels));
+    },
+    filterIndex: (d1, column) => {
+      const tap = Math.floor(column / outChannels);
+      return (tap * inChannels + d1) * outChannels + (column % outChannels);
+    },
+  };
+}
 
 /**
  * Computes the conv2d filter gradient dW[wR, wC, d1, d2] = sum over b, yR, yC of
  * x[b, yR * strideHeight + wR - padTop, yC * strideWidth + wC - padLeft, d1] * dy[b, yR, yC, d2],
- * skipping taps that fall in the padding. Both inputs are NHWC with dilation 1. For each block of
- * output pixels, x is unrolled into patches [pixels, filterHeight * filterWidth * inChannels]
- * (im2col) and the wasm backend's matmul computes dy^T * patches, the transpose of dW's share of
- * the block. The blocks are summed in float64, as the cpu backend sums.
+ * skipping taps that fall in the padding. Both inputs are NHWC with dilation 1. The sum runs in blocks
+ * of pixels, each a matmul on the wasm backend of two operands unrolled in JS: im2col over the output
+ * pixels, or the unrolled dy over the input pixels, whichever copies fewer values. The blocks are
+ * summed in float64, as the cpu backend sums.
  */
 function conv2dFilterGradient(
   wasm: BackendWasm,
@@ -229,45 +339,49 @@ function conv2dFilterGradient(
   dy: tf.TensorInfo,
   info: tf.backend_util.Conv2DInfo,
 ): tf.TensorInfo {
-  const { batchSize, outHeight, outWidth, outChannels, filterHeight, filterWidth, inChannels } = info;
-  const patchSize = filterHeight * filterWidth * inChannels;
-  const totalPixels = batchSize * outHeight * outWidth;
-  const blockPixels = Math.min(FILTER_GRADIENT_BLOCK_PIXELS, totalPixels);
-  // Sums of dW^T [outChannels, patchSize] over the blocks.
-  const sums = new Float64Array(outChannels * patchSize);
+  const { outHeight, outWidth, inHeight, inWidth, filterHeight, filterWidth, inChannels, outChannels } = info;
+  const taps = filterHeight * filterWidth;
+  const im2colCopies = outHeight * outWidth * (taps * inChannels + outChannels);
+  const unrolledDyCopies = inHeight * inWidth * (taps * outChannels + inChannels);
+  // On a tie (a 1x1 filter with stride 1) the unrolled dy wins, because its rows are then a plain copy of dy.
+  const plan = unrolledDyCopies <= im2colCopies ? unrolledDyPlan(wasm, x, dy, info) : im2colPlan(wasm, x, dy, info);
+  const blockPixels = Math.min(FILTER_GRADIENT_BLOCK_PIXELS, plan.totalPixels);
+  // Sums of the product [leftRows, rightColumns] over the blocks.
+  const sums = new Float64Array(plan.leftRows * plan.rightColumns);
 
-  for (let firstPixel = 0; firstPixel < totalPixels; firstPixel += blockPixels) {
-    const pixels = Math.min(blockPixels, totalPixels - firstPixel);
+  for (let firstPixel = 0; firstPixel < plan.totalPixels; firstPixel += blockPixels) {
+    const pixels = Math.min(blockPixels, plan.totalPixels - firstPixel);
     // Each block gets new buffers, because the wasm BatchMatMul caches its XNNPACK operator, with the
     // packed second operand, under that operand's data id and would reuse stale values.
-    const patches = wasm.makeOutput([blockPixels, patchSize], 'float32');
-    const dyTransposed = wasm.makeOutput([outChannels, blockPixels], 'float32');
+    const left = wasm.makeOutput([blockPixels, plan.leftRows], 'float32');
+    const right = wasm.makeOutput([blockPixels, plan.rightColumns], 'float32');
+    let transposed: tf.TensorInfo | undefined;
     let product: tf.TensorInfo | undefined;
     try {
-      // The last block may be short, so its operands are the leading rows of the buffers with the
+      // The last block may be short, so its operands are the leading pixels of the buffers with the
       // rest zeroed, which adds nothing to the sums.
-      const patchValues = wasm.typedArrayFromHeap(patches) as Float32Array;
-      const dyTransposedValues = wasm.typedArrayFromHeap(dyTransposed) as Float32Array;
+      const leftValues = wasm.typedArrayFromHeap(left) as Float32Array;
+      const rightValues = wasm.typedArrayFromHeap(right) as Float32Array;
       if (pixels < blockPixels) {
-        patchValues.fill(0);
-        dyTransposedValues.fill(0);
+        leftValues.fill(0);
+        rightValues.fill(0);
       }
-      im2col(wasm.typedArrayFromHeap(x) as Float32Array, patchValues, info, firstPixel, pixels);
-      const dyBlock = (wasm.typedArrayFromHeap(dy) as Float32Array).subarray(
-        firstPixel * outChannels,
-        (firstPixel + pixels) * outChannels,
-      );
-      transposeInto(dyBlock, dyTransposedValues, pixels, outChannels, blockPixels);
+      plan.fill(leftValues, rightValues, firstPixel, pixels, blockPixels);
 
-      product = matMulOnWasm(wasm, dyTransposed, patches);
+      // The packaged Transpose kernel (C++) transposes the left operand faster than a JS loop.
+      transposed = swapLastAxes(wasm, left);
+      product = matMulOnWasm(wasm, transposed, right);
       // The view is taken after the matmul, because its allocation may grow the heap and detach older views.
       const productValues = wasm.typedArrayFromHeap(product) as Float32Array;
       for (let i = 0; i < sums.length; ++i) {
         (sums[i] as number) += productValues[i] as number;
       }
     } finally {
-      wasm.disposeData(patches.dataId);
-      wasm.disposeData(dyTransposed.dataId);
+      wasm.disposeData(left.dataId);
+      wasm.disposeData(right.dataId);
+      if (transposed !== undefined) {
+        wasm.disposeData(transposed.dataId);
+      }
       if (product !== undefined) {
         wasm.disposeData(product.dataId);
       }
@@ -276,9 +390,9 @@ function conv2dFilterGradient(
 
   const output = wasm.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
   const outputValues = wasm.typedArrayFromHeap(output) as Float32Array;
-  for (let d2 = 0; d2 < outChannels; ++d2) {
-    for (let tap = 0; tap < patchSize; ++tap) {
-      outputValues[tap * outChannels + d2] = sums[d2 * patchSize + tap] as number;
+  for (let row = 0; row < plan.leftRows; ++row) {
+    for (let column = 0; column < plan.rightColumns; ++column) {
+      outputValues[plan.filterIndex(row, column)] = sums[row * plan.rightColumns + column] as number;
     }
   }
   return output;
@@ -340,11 +454,70 @@ function checkedConv2DInfo(
 }
 
 /**
+ * Returns the explicit NHWC padding under which a stride-1 convolution of dy with the flipped filter
+ * gives dx, or undefined when the strides are not 1 or a side would need negative padding.
+ */
+function transposedConvolutionPadding(info: tf.backend_util.Conv2DInfo): tf.backend_util.ExplicitPadding | undefined {
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) {
+    return undefined;
+  }
+  const { top, bottom, left, right } = info.padInfo;
+  const sides = [info.filterHeight - 1 - top, info.filterHeight - 1 - bottom, info.filterWidth - 1 - left, info.filterWidth - 1 - right];
+  if (sides.some((side) => side < 0)) {
+    return undefined;
+  }
+  const [flippedTop, flippedBottom, flippedLeft, flippedRight] = sides as [number, number, number, number];
+  return [
+    [0, 0],
+    [flippedTop, flippedBottom],
+    [flippedLeft, flippedRight],
+    [0, 0],
+  ];
+}
+
+/**
+ * Computes the conv2d input gradient of a stride-1 convolution as a convolution on the wasm backend's
+ * own Conv2D kernel (XNNPACK): dx = conv2d(dy, F) with F[i, j, d2, d1] = W[filterHeight - 1 - i,
+ * filterWidth - 1 - j, d1, d2] and the padding from transposedConvolutionPadding.
+ */
+function convolveOutputGradient(
+  wasm: BackendWasm,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  padding: tf.backend_util.ExplicitPadding,
+): tf.TensorInfo {
+  const { filterHeight, filterWidth, inChannels, outChannels } = info;
+  // The flipped filter is a new tensor on every call, so the cached XNNPACK operator of an older one is never reused.
+  const flipped = wasm.makeOutput([filterHeight, filterWidth, outChannels, inChannels], 'float32');
+  try {
+    const source = wasm.typedArrayFromHeap(filter) as Float32Array;
+    const target = wasm.typedArrayFromHeap(flipped) as Float32Array;
+    for (let i = 0; i < filterHeight; ++i) {
+      for (let j = 0; j < filterWidth; ++j) {
+        const sourceTap = ((filterHeight - 1 - i) * filterWidth + (filterWidth - 1 - j)) * inChannels * outChannels;
+        const targetTap = (i * filterWidth + j) * outChannels * inChannels;
+        for (let d1 = 0; d1 < inChannels; ++d1) {
+          for (let d2 = 0; d2 < outChannels; ++d2) {
+            target[targetTap + d2 * inChannels + d1] = source[sourceTap + d1 * outChannels + d2] as number;
+          }
+        }
+      }
+    }
+    const attrs = { strides: 1, pad: padding, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: undefined };
+    return packagedKernel(tf.Conv2D).kernelFunc({ inputs: { x: dy, filter: flipped }, backend: wasm, attrs: attrs as unknown as tf.NamedAttrMap }) as tf.TensorInfo;
+  } finally {
+    wasm.disposeData(flipped.dataId);
+  }
+}
+
+/**
  * Computes the conv2d input gradient dx[b, xR, xC, d1] = sum over the output pixels (yR, yC) that
  * read x[b, xR, xC] through filter tap (wR, wC) of sum over d2 of dy[b, yR, yC, d2] * W[wR, wC, d1, d2].
- * Both tensors are NHWC with dilation 1. For each chunk of the batch the wasm backend's matmul
- * computes cols = dy * W^T [pixels, filterHeight * filterWidth * inChannels], and col2im adds each
- * row of cols back onto the input pixels it belongs to.
+ * Both tensors are NHWC with dilation 1. A stride-1 convolution goes to convolveOutputGradient. For
+ * other strides, for each chunk of the batch the wasm backend's matmul computes
+ * cols = dy * W^T [pixels, filterHeight * filterWidth * inChannels], and col2im adds each row of cols
+ * back onto the input pixels it belongs to.
  */
 function conv2dInputGradient(
   wasm: BackendWasm,
@@ -352,6 +525,10 @@ function conv2dInputGradient(
   filter: tf.TensorInfo,
   info: tf.backend_util.Conv2DInfo,
 ): tf.TensorInfo {
+  const padding = transposedConvolutionPadding(info);
+  if (padding !== undefined) {
+    return convolveOutputGradient(wasm, dy, filter, info, padding);
+  }
   const { batchSize, outHeight, outWidth, outChannels, filterHeight, filterWidth, inChannels } = info;
   const patchSize = filterHeight * filterWidth * inChannels;
   const pixelsPerSample = outHeight * outWidth;
@@ -553,9 +730,12 @@ export function registerWasmKernels(): void {
     );
   }
 
-  const transpose = tf.getKernel(tf.Transpose, WASM) as tf.KernelConfig | undefined;
-  if (transpose !== undefined) {
-    packagedKernels.set(tf.Transpose, transpose);
+  // Kernels the replacements call and leave in place.
+  for (const kernelName of [tf.Transpose, tf.Conv2D]) {
+    const kernel = tf.getKernel(kernelName, WASM) as tf.KernelConfig | undefined;
+    if (kernel !== undefined) {
+      packagedKernels.set(kernelName, kernel);
+    }
   }
   for (const config of REPLACEMENT_KERNELS) {
     const registered = tf.getKernel(config.kernelName, WASM) as tf.KernelConfig | undefined;
