@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { adaptersModule } from '@safe-metanet/adapters';
 import { createBackbone } from '@safe-metanet/backbones';
@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 
 // The same backbone without traceFrozen and forwardFrom, so that the loop runs every layer each time.
-function withoutPrefix(backbone: Backbone): Backbone {
+function withoutTrace(backbone: Backbone): Backbone {
   return {
     kind: backbone.kind,
     layers: backbone.layers,
@@ -35,46 +35,52 @@ const CASES = (['mlp', 'cnn'] as const).flatMap((backbone) =>
   (['lora', 'linear_adapter'] as const).map((adapter) => ({ backbone, adapter })),
 );
 
+// Runs 15 batches through a runner whose backbone traces the frozen activations and through one whose
+// backbone cannot, and checks that the records and adapter weights are the same.
+function expectIdenticalRuns(backbone: 'mlp' | 'cnn', adapter: 'lora' | 'linear_adapter'): void {
+  // Threshold and learning rate chosen to mix accepts, rejects and expansions into lower layers.
+  const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2 };
+  const config = resolveConfig(settings);
+  const modules = [adaptersModule, proxiesModule, policiesModule];
+  const cachedBackbone = createBackbone(config, { decoder: true });
+  const plainBackbone = createBackbone(config, { decoder: true });
+  const cached = buildSafeMetaNet({ config, modules, backbone: cachedBackbone });
+  const plain = buildSafeMetaNet({ config, modules, backbone: withoutTrace(plainBackbone) });
+  let traceCalls = 0;
+  const traceFrozen = cachedBackbone.traceFrozen.bind(cachedBackbone);
+  cachedBackbone.traceFrozen = (input) => {
+    traceCalls++;
+    return traceFrozen(input);
+  };
+  const before = tf.memory().numTensors;
+
+  for (let step = 0; step < 15; step++) {
+    const batch = randomBatch(cachedBackbone, 8, 1000 + step);
+    const labels = [0, 1, 2, 3, 4, 0, 1, 2];
+    cached.step(batch, labels);
+    plain.step(batch, labels);
+    batch.dispose();
+  }
+
+  // One trace per batch: the records score the batch, so every step traces it.
+  expect(traceCalls).toBe(15);
+  expect(cached.records.some((record) => record.scope_expanded)).toBe(true);
+  expect(cached.records.some((record) => record.action === 'accept')).toBe(true);
+  expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
+  expect(adapterBytes(cached)).toEqual(adapterBytes(plain));
+  // Adapters injected by expansion are the only new tensors.
+  const injected = [...cached.adapters.values(), ...plain.adapters.values()].reduce((total, item) => total + item.variables.length, 0);
+  const initial = 2 * (cached.adapters.get('layer_2')?.variables.length ?? 0);
+  expect(tf.memory().numTensors - before).toBe(injected - initial);
+  cached.dispose();
+  plain.dispose();
+  cachedBackbone.dispose();
+  plainBackbone.dispose();
+}
+
 describe('frozen activations computed once per batch', () => {
   it.each(CASES)('$backbone with $adapter gives identical records', ({ backbone, adapter }) => {
-    // Threshold and learning rate chosen to mix accepts, rejects and expansions into lower layers.
-    const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2 };
-    const config = resolveConfig(settings);
-    const modules = [adaptersModule, proxiesModule, policiesModule];
-    const cachedBackbone = createBackbone(config, { decoder: true });
-    const plainBackbone = createBackbone(config, { decoder: true });
-    const cached = buildSafeMetaNet({ config, modules, backbone: cachedBackbone });
-    const plain = buildSafeMetaNet({ config, modules, backbone: withoutPrefix(plainBackbone) });
-    let traceCalls = 0;
-    const traceFrozen = cachedBackbone.traceFrozen.bind(cachedBackbone);
-    cachedBackbone.traceFrozen = (input) => {
-      traceCalls++;
-      return traceFrozen(input);
-    };
-    const before = tf.memory().numTensors;
-
-    for (let step = 0; step < 15; step++) {
-      const batch = randomBatch(cachedBackbone, 8, 1000 + step);
-      const labels = [0, 1, 2, 3, 4, 0, 1, 2];
-      cached.step(batch, labels);
-      plain.step(batch, labels);
-      batch.dispose();
-    }
-
-    // One trace per batch: the records score the batch, so every step traces it.
-    expect(traceCalls).toBe(15);
-    expect(cached.records.some((record) => record.scope_expanded)).toBe(true);
-    expect(cached.records.some((record) => record.action === 'accept')).toBe(true);
-    expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
-    expect(adapterBytes(cached)).toEqual(adapterBytes(plain));
-    // Adapters injected by expansion are the only new tensors.
-    const injected = [...cached.adapters.values(), ...plain.adapters.values()].reduce((total, item) => total + item.variables.length, 0);
-    const initial = 2 * (cached.adapters.get('layer_2')?.variables.length ?? 0);
-    expect(tf.memory().numTensors - before).toBe(injected - initial);
-    cached.dispose();
-    plain.dispose();
-    cachedBackbone.dispose();
-    plainBackbone.dispose();
+    expectIdenticalRuns(backbone, adapter);
   });
 
   it('reconstruction proxy matches too', () => {
@@ -83,7 +89,7 @@ describe('frozen activations computed once per batch', () => {
     const cachedBackbone = createBackbone(config, { decoder: true });
     const plainBackbone = createBackbone(config, { decoder: true });
     const cached = buildSafeMetaNet({ config, modules, backbone: cachedBackbone });
-    const plain = buildSafeMetaNet({ config, modules, backbone: withoutPrefix(plainBackbone) });
+    const plain = buildSafeMetaNet({ config, modules, backbone: withoutTrace(plainBackbone) });
     const batch = tf.randomUniform([6, ...cachedBackbone.inputShape], 0, 1, 'float32', 5);
 
     cached.step(batch);
@@ -95,5 +101,20 @@ describe('frozen activations computed once per batch', () => {
     plain.dispose();
     cachedBackbone.dispose();
     plainBackbone.dispose();
+  });
+});
+
+describe('frozen activations on wasm', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm', silentLogger);
+  });
+
+  afterAll(async () => {
+    await selectBackend('cpu', silentLogger);
+  });
+
+  it.each(CASES)('$backbone with $adapter gives identical records', ({ backbone, adapter }) => {
+    expect(tf.getBackend()).toBe('wasm');
+    expectIdenticalRuns(backbone, adapter);
   });
 });
