@@ -280,7 +280,8 @@ const POOL_SHAPE: Shape4D = [2, 7, 6, 3];
 const POOL_CASES: PoolCase[] = [];
 for (const data of ['random', 'all negative', 'ties'] as const) {
   for (const filterSize of [2, 3]) {
-    for (const stride of [1, 2]) {
+    // Stride 3 with a 3x3 window tiles the input, which the kernel handles in a loop of its own.
+    for (const stride of [1, 2, 3]) {
       for (const pad of ['same', 'valid'] as const) {
         POOL_CASES.push({ title: `${data}, ${filterSize}x${filterSize} window, stride ${stride}, ${pad}`, data, filterSize, stride, pad });
       }
@@ -330,6 +331,16 @@ describe('MaxPool gradient on wasm', () => {
     });
 
     expect(Array.from(dx)).toEqual([0, 5, 0, 0]);
+  });
+
+  it('skips windows of NaN and -Infinity', async () => {
+    const dx = await runOn('wasm', () => {
+      // Two 2x2 windows side by side: one of NaN and -Infinity only, one whose maximum 3 follows a NaN.
+      const x = tf.tensor4d([Number.NaN, -Infinity, Number.NaN, 3, Number.NaN, -Infinity, -Infinity, 2], [1, 2, 4, 1]);
+      return tf.grad((input: tf.Tensor) => tf.maxPool(input as tf.Tensor4D, 2, 2, 'valid').mul(5).sum())(x).dataSync();
+    });
+
+    expect(Array.from(dx)).toEqual([0, 0, 0, 5, 0, 0, 0, 0]);
   });
 
   it('gives a tie to the first maximum', async () => {

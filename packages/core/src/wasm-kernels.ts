@@ -613,6 +613,73 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo 
 }
 
 /**
+ * scatterMaxPoolGradient for windows that tile the input without overlap or padding, as a 2x2 pool
+ * with stride 2 does: the same result, with each window searched channel by channel and no state arrays.
+ */
+function scatterTiledMaxPoolGradient(x: Float32Array, dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const rowStep = inWidth * inChannels;
+  let dyOffset = 0;
+
+  for (let b = 0; b < batchSize; ++b) {
+    for (let yR = 0; yR < outHeight; ++yR) {
+      for (let yC = 0; yC < outWidth; ++yC) {
+        const windowOffset = ((b * inHeight + yR * strideHeight) * inWidth + yC * strideWidth) * inChannels;
+        if (strideHeight === 2 && strideWidth === 2) {
+          // The common 2x2 window, unrolled: the four taps in row-major order, the first maximum winning.
+          for (let d = 0; d < inChannels; ++d) {
+            const topLeft = windowOffset + d;
+            const topRight = topLeft + inChannels;
+            const bottomLeft = topLeft + rowStep;
+            const bottomRight = bottomLeft + inChannels;
+            let maxValue = x[topLeft] as number;
+            let maxIndex = maxValue > Number.NEGATIVE_INFINITY ? topLeft : -1;
+            const topRightValue = x[topRight] as number;
+            if (topRightValue > maxValue || (maxIndex < 0 && topRightValue > Number.NEGATIVE_INFINITY)) {
+              maxValue = topRightValue;
+              maxIndex = topRight;
+            }
+            const bottomLeftValue = x[bottomLeft] as number;
+            if (bottomLeftValue > maxValue || (maxIndex < 0 && bottomLeftValue > Number.NEGATIVE_INFINITY)) {
+              maxValue = bottomLeftValue;
+              maxIndex = bottomLeft;
+            }
+            const bottomRightValue = x[bottomRight] as number;
+            if (bottomRightValue > maxValue || (maxIndex < 0 && bottomRightValue > Number.NEGATIVE_INFINITY)) {
+              maxIndex = bottomRight;
+            }
+            if (maxIndex >= 0) {
+              (dx[maxIndex] as number) += dy[dyOffset + d] as number;
+            }
+          }
+          dyOffset += inChannels;
+          continue;
+        }
+        for (let d = 0; d < inChannels; ++d) {
+          let maxValue = Number.NEGATIVE_INFINITY;
+          let maxIndex = -1;
+          for (let wR = 0; wR < strideHeight; ++wR) {
+            const rowOffset = windowOffset + wR * rowStep + d;
+            for (let wC = 0; wC < strideWidth; ++wC) {
+              const index = rowOffset + wC * inChannels;
+              const value = x[index] as number;
+              if (value > maxValue) {
+                maxValue = value;
+                maxIndex = index;
+              }
+            }
+          }
+          if (maxIndex >= 0) {
+            (dx[maxIndex] as number) += dy[dyOffset + d] as number;
+          }
+        }
+        dyOffset += inChannels;
+      }
+    }
+  }
+}
+
+/**
  * Adds each dy value to dx at the position of the maximum of its pooling window. Within a window the
  * first maximum in row-major order wins and padding never does, as in the cpu backend, so a window
  * that holds only NaN or -Infinity passes no gradient. dx must be zero on entry.
@@ -627,6 +694,11 @@ function scatterMaxPoolGradient(
   const { strideHeight, strideWidth, effectiveFilterHeight, effectiveFilterWidth } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
+  const tiled = strideHeight === effectiveFilterHeight && strideWidth === effectiveFilterWidth && padTop === 0 && padLeft === 0;
+  if (tiled && outHeight * strideHeight <= inHeight && outWidth * strideWidth <= inWidth) {
+    scatterTiledMaxPoolGradient(x, dy, dx, info);
+    return;
+  }
   const maxValues = new Float64Array(inChannels);
   const maxIndices = new Int32Array(inChannels);
 
