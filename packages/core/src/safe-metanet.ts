@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
-import type { Backbone, BackboneOutput, FrozenTrace, LayerAdapters } from './backbone.js';
+import type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
 import { ConfigError, InputError, PluginFailureError, SafeMetaNetError } from './errors.js';
 import type { ExpansionSchedule } from './expansion-schedule.js';
@@ -387,6 +387,8 @@ export class SafeMetaNet {
 
     const train = split.train;
     try {
+      // The frozen layers are traced before the gradient tape starts, which would otherwise copy their inputs.
+      this.#adaptedStart(train);
       const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut);
 
       optimizer = tf.train.adam(this.config.lr);
@@ -475,14 +477,22 @@ export class SafeMetaNet {
   // Runs the adapted model on a tensor of this step. Layers below the lowest adapter and that layer's frozen
   // product come from the trace, because no adapter changes them; the result equals forward bitwise.
   #adaptedOutput(batch: tf.Tensor): BackboneOutput {
-    const trace = this.#trace(batch);
-    const indices = [...this.#adapters.keys()].map((name) => this.backbone.layers.findIndex((layer) => layer.name === name));
-    if (trace === undefined || this.backbone.forwardFrom === undefined || indices.length === 0) {
+    const start = this.#adaptedStart(batch);
+    if (start === undefined || this.backbone.forwardFrom === undefined) {
       return this.backbone.forward(batch, this.#adapters);
     }
+    return this.backbone.forwardFrom(start.activations.input, start.layerIndex, this.#adapters, start.activations.frozenOutput);
+  }
+
+  // Returns the lowest layer with an adapter and its frozen activations from the trace, computing them on the first call.
+  #adaptedStart(batch: tf.Tensor): { readonly layerIndex: number; readonly activations: FrozenLayerActivations } | undefined {
+    const trace = this.#trace(batch);
+    const indices = [...this.#adapters.keys()].map((name) => this.backbone.layers.findIndex((layer) => layer.name === name));
+    if (trace === undefined || indices.length === 0) {
+      return undefined;
+    }
     const layerIndex = Math.min(...indices);
-    const { input, frozenOutput } = trace.layer(layerIndex);
-    return this.backbone.forwardFrom(input, layerIndex, this.#adapters, frozenOutput);
+    return { layerIndex, activations: trace.layer(layerIndex) };
   }
 
   #adaptedLogits(batch: tf.Tensor): tf.Tensor2D {
