@@ -37,9 +37,14 @@ const CASES = (['mlp', 'cnn'] as const).flatMap((backbone) =>
 
 // Runs 15 batches through a runner whose backbone traces the frozen activations and through one whose
 // backbone cannot, and checks that the records and adapter weights are the same.
-function expectIdenticalRuns(backbone: 'mlp' | 'cnn', adapter: 'lora' | 'linear_adapter'): void {
+function expectIdenticalRuns(
+  backbone: 'mlp' | 'cnn',
+  adapter: 'lora' | 'linear_adapter',
+  extra: Record<string, unknown> = {},
+  tracesPerBatch = 1,
+): void {
   // Threshold and learning rate chosen to mix accepts, rejects and expansions into lower layers.
-  const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2 };
+  const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2, ...extra };
   const config = resolveConfig(settings);
   const modules = [adaptersModule, proxiesModule, policiesModule];
   const cachedBackbone = createBackbone(config, { decoder: true });
@@ -62,8 +67,8 @@ function expectIdenticalRuns(backbone: 'mlp' | 'cnn', adapter: 'lora' | 'linear_
     batch.dispose();
   }
 
-  // One trace per batch: the records score the batch, so every step traces it.
-  expect(traceCalls).toBe(15);
+  // The records score the batch, so every step traces it, and a held-out split traces its two parts too.
+  expect(traceCalls).toBe(15 * tracesPerBatch);
   expect(cached.records.some((record) => record.scope_expanded)).toBe(true);
   expect(cached.records.some((record) => record.action === 'accept')).toBe(true);
   expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
@@ -81,6 +86,11 @@ function expectIdenticalRuns(backbone: 'mlp' | 'cnn', adapter: 'lora' | 'linear_
 describe('frozen activations computed once per batch', () => {
   it.each(CASES)('$backbone with $adapter gives identical records', ({ backbone, adapter }) => {
     expectIdenticalRuns(backbone, adapter);
+  });
+
+  it('held-out split matches too', () => {
+    // The train part, the held-out part and the whole batch each get a trace.
+    expectIdenticalRuns('cnn', 'lora', { policy: ['held_out', 'source_anchor'], holdout_fraction: 0.25, rollback_threshold: 0 }, 3);
   });
 
   it('reconstruction proxy matches too', () => {
