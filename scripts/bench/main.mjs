@@ -15,9 +15,13 @@ import { inferenceRows, stepRows } from './rows.mjs';
 const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = path.join(ROOT, 'scripts/bench/torch_step.py');
 
-const { values: options, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
+/** Prints one usage error and exits with status 2. */
+function usageError(message) {
+  console.error(`${message} See the usage at the top of scripts/bench/main.mjs or docs/benchmarks.md.`);
+  process.exit(2);
+}
+
+const OPTIONS = {
     quick: { type: 'boolean', default: false },
     filter: { type: 'string' },
     backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
@@ -28,13 +32,28 @@ const { values: options, positionals } = parseArgs({
     'soak-steps': { type: 'string', default: '10000' },
     json: { type: 'string' },
     'row-seconds': { type: 'string', default: '25' },
-  },
-});
+};
+let parsed;
+try {
+  parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
+} catch (error) {
+  usageError(`Invalid arguments: ${(error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, " ")}`);
+}
+const { values: options, positionals } = parsed;
 
 const command = positionals[0] ?? 'step';
 if (command !== 'step' && command !== 'soak') {
-  console.error(`Invalid command '${command}'; use 'step' or 'soak'.`);
-  process.exit(2);
+  usageError(`Invalid command '${command}'; use 'step' or 'soak'.`);
+}
+if (positionals.length > 1) {
+  usageError(`Unexpected argument '${positionals[1]}'; give one command, step or soak, then flags.`);
+}
+const BACKENDS = ['wasm', 'cpu', 'tensorflow'];
+const backends = options.backends.split(',').map((name) => name.trim());
+for (const backend of backends) {
+  if (!BACKENDS.includes(backend)) {
+    usageError(`Invalid --backends entry '${backend}'; use a comma-separated list of ${BACKENDS.join(', ')}.`);
+  }
 }
 
 const steps = Number(options.steps ?? (options.quick ? 50 : 200));
@@ -44,9 +63,11 @@ const soakSteps = Number(options['soak-steps']);
 const rowSeconds = Number(options['row-seconds']);
 for (const [name, value] of [['--steps', steps], ['--warmup', warmup], ['--soak-steps', soakSteps]]) {
   if (!Number.isInteger(value) || value < 1) {
-    console.error(`Invalid ${name}: ${value}; expected a positive integer.`);
-    process.exit(2);
+    usageError(`Invalid ${name}: ${value}; expected a positive integer.`);
   }
+}
+if (!Number.isFinite(rowSeconds) || rowSeconds < 0) {
+  usageError(`Invalid --row-seconds: ${options['row-seconds']}; expected a number of seconds, or 0 for no limit.`);
 }
 
 const { tf, core, packages } = await loadPackages();
@@ -189,7 +210,8 @@ function formatMs(value) {
 function printStepTable(results, torch) {
   const header = ['row', 'backend', 'steps', 'attempts', 'accept', 'median ms', 'p90 ms'];
   if (torch !== undefined) {
-    header.push('torch median', 'torch p90', 'ours / torch');
+    // The two sides start from different random weights, so the share of accepted steps can differ.
+    header.push('torch accept', 'torch median', 'torch p90', 'ours / torch');
   }
   const lines = [header];
   for (const result of results) {
@@ -204,6 +226,7 @@ function printStepTable(results, torch) {
     ];
     if (torch !== undefined) {
       const reference = torch.rows[result.row];
+      line.push(reference === undefined ? '-' : `${Math.round(reference.accept_rate * 100)}%`);
       line.push(formatMs(reference?.median_ms), formatMs(reference?.p90_ms));
       line.push(reference === undefined ? '-' : `${(result.median_ms / reference.median_ms).toFixed(2)}x`);
     }
@@ -303,17 +326,17 @@ async function step() {
   const rows = stepRows({ quick: options.quick, filter: options.filter });
   const inference = inferenceRows({ filter: options.filter });
   if (rows.length === 0 && inference.length === 0) {
-    console.error(`No row matches --filter '${options.filter}'.`);
-    process.exit(2);
+    usageError(`No row matches --filter '${options.filter}'.`);
   }
   const cpus = os.cpus();
   console.log(`Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} logical CPUs; Node ${process.version}; tfjs ${tf.version.tfjs}`);
-  console.log(`Steps per row: ${steps} timed after ${warmup} warm-up steps, at most ${rowSeconds} s per row.`);
+  console.log(`Steps per row: ${steps} timed after ${warmup} warm-up steps, ${rowSeconds > 0 ? `at most ${rowSeconds} s per row` : 'no time limit per row'}.`);
+  console.log('Threads: ours run on one thread on wasm and cpu; the PyTorch reference runs on two.');
   console.log(`Load average at the start: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')}\n`);
 
   const stepResults = [];
   const inferenceResults = [];
-  for (const backend of options.backends.split(',')) {
+  for (const backend of backends) {
     if (!(await activate(backend))) {
       continue;
     }
@@ -335,8 +358,10 @@ async function step() {
   console.log(`Load average at the end: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')}\n`);
   console.log('One Safe MetaNet step (ms):\n');
   printStepTable(stepResults, torch);
-  console.log('\nFrozen inference, batch 64:\n');
-  printInferenceTable(inferenceResults, torch);
+  if (inferenceResults.length > 0) {
+    console.log('\nFrozen inference, batch 64:\n');
+    printInferenceTable(inferenceResults, torch);
+  }
   if (options.json !== undefined) {
     const fs = await import('node:fs');
     fs.writeFileSync(options.json, JSON.stringify({ steps, warmup, ours: stepResults, inference: inferenceResults, torch }, null, 2));

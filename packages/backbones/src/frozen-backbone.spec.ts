@@ -308,3 +308,99 @@ describe.each(KINDS)('$kind backbone memory', (kind) => {
     input.dispose();
   });
 });
+
+describe.each(KINDS)('$kind frozen trace', (kind) => {
+  it('runs from every layer like forward', () => {
+    const backbone = build(kind, 1, { decoder: true });
+    const input = batch(kind, 3);
+    const trace = backbone.traceFrozen(input);
+
+    for (let layerIndex = 0; layerIndex < backbone.layers.length; layerIndex++) {
+      // forwardFrom skips the layers below its start, so the reference has adapters from that layer upwards only.
+      const fromHere = adapterMap(...backbone.layers.slice(layerIndex).map((layer, offset) => new ShiftAdapter(layer.name, 0.1 * (layerIndex + offset + 1))));
+      const { input: activation, frozenOutput } = trace.layer(layerIndex);
+      const reference = backbone.forward(input, fromHere);
+      const traced = backbone.forwardFrom(activation, layerIndex, fromHere, frozenOutput);
+
+      expect(sameBytes(traced.logits.dataSync() as Float32Array, reference.logits.dataSync() as Float32Array), `logits from layer ${layerIndex}`).toBe(true);
+      expect(
+        sameBytes(traced.reconstruction?.dataSync() as Float32Array, reference.reconstruction?.dataSync() as Float32Array),
+        `reconstruction from layer ${layerIndex}`,
+      ).toBe(true);
+      tf.dispose([traced.logits, traced.reconstruction as tf.Tensor, reference.logits, reference.reconstruction as tf.Tensor]);
+    }
+    const frozen = backbone.forward(input, new Map());
+    expect(sameBytes(trace.logits().dataSync() as Float32Array, frozen.logits.dataSync() as Float32Array)).toBe(true);
+    tf.dispose([frozen.logits, frozen.reconstruction as tf.Tensor]);
+    trace.dispose();
+    input.dispose();
+  });
+
+  it('computes layers only when asked', () => {
+    const backbone = build(kind);
+    const input = batch(kind, 2);
+    const before = tf.memory().numTensors;
+
+    const trace = backbone.traceFrozen(input);
+    expect(tf.memory().numTensors).toBe(before);
+    trace.layer(0);
+    const afterFirst = tf.memory().numTensors;
+    trace.logits();
+
+    expect(afterFirst).toBeGreaterThan(before);
+    expect(tf.memory().numTensors).toBeGreaterThan(afterFirst);
+    trace.dispose();
+    trace.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(input.isDisposed).toBe(false);
+    input.dispose();
+  });
+
+  it('hands out logits the caller may dispose', () => {
+    const backbone = build(kind);
+    const input = batch(kind, 2);
+    const trace = backbone.traceFrozen(input);
+    const lastIndex = backbone.layers.length - 1;
+    const { input: features, frozenOutput } = trace.layer(lastIndex);
+
+    const output = backbone.forwardFrom(features, lastIndex, new Map(), frozenOutput);
+    output.logits.dispose();
+
+    expect(frozenOutput.isDisposed).toBe(false);
+    expect(trace.logits().shape).toEqual([2, backbone.numClasses]);
+    trace.dispose();
+    input.dispose();
+  });
+
+  it('rejects use after dispose', () => {
+    const backbone = build(kind);
+    const input = batch(kind, 2);
+    const trace = backbone.traceFrozen(input);
+    trace.dispose();
+
+    expect(() => trace.layer(0)).toThrow('Cannot call layer() or logits() on a disposed FrozenTrace. Call traceFrozen again.');
+    expect(() => trace.logits()).toThrow('disposed FrozenTrace');
+    input.dispose();
+  });
+
+  it('rejects a disposed batch', () => {
+    const backbone = build(kind);
+    const input = batch(kind, 2);
+    const trace = backbone.traceFrozen(input);
+    trace.layer(0);
+    input.dispose();
+
+    expect(() => trace.layer(1)).toThrow('The batch of this FrozenTrace was disposed before layer 1 was computed. Keep the batch until the trace is disposed.');
+    trace.dispose();
+  });
+
+  it.each([-1, 3, 1.5])('rejects layer index %s', (layerIndex) => {
+    const backbone = build(kind);
+    const input = batch(kind, 2);
+    const trace = backbone.traceFrozen(input);
+
+    expect(() => trace.layer(layerIndex)).toThrow(`Invalid layer index ${layerIndex} for the ${kind.kind} backbone; use 0 to 2.`);
+    trace.dispose();
+    input.dispose();
+  });
+});

@@ -112,10 +112,19 @@ export abstract class FrozenBackbone implements Backbone {
     const layers: FrozenLayerActivations[] = [];
     let next: tf.Tensor = input.dtype === 'float32' ? input : own(input.toFloat());
     const lastIndex = this.layers.length - 1;
+    let traceDisposed = false;
 
     const layer = (layerIndex: number): FrozenLayerActivations => {
       this.#checkNotDisposed('FrozenTrace.layer');
+      if (traceDisposed) {
+        throw new Error('Cannot call layer() or logits() on a disposed FrozenTrace. Call traceFrozen again.');
+      }
       this.#checkLayerIndex(layerIndex);
+      if (layerIndex >= layers.length && input.isDisposed) {
+        throw new InputError(
+          `The batch of this FrozenTrace was disposed before layer ${layerIndex} was computed. Keep the batch until the trace is disposed.`,
+        );
+      }
       for (let index = layers.length; index <= layerIndex; index++) {
         tf.tidy(() => {
           const layerInput = index === lastIndex ? own(flattenRows(next)) : next;
@@ -136,6 +145,7 @@ export abstract class FrozenBackbone implements Backbone {
         tf.dispose(owned);
         owned.length = 0;
         layers.length = 0;
+        traceDisposed = true;
       },
     };
   }
@@ -143,12 +153,17 @@ export abstract class FrozenBackbone implements Backbone {
   /**
    * Runs the model from layer `layerIndex` on that layer's input (from traceFrozen), applying the
    * adapters. It runs the same operations as the matching part of `forward`, so the outputs are equal
-   * bitwise. `frozenOutput`, when given, is the layer's own frozen product on this input.
+   * bitwise. `frozenOutput`, when given, is the layer's own frozen product on this input. The outputs are
+   * new tensors that the caller owns, even where the logits equal `frozenOutput`.
    */
   forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
     this.#checkNotDisposed('forwardFrom');
     this.#checkLayerIndex(layerIndex);
-    return tidyOutput(() => this.#runFrom(activation, layerIndex, adapters, frozenOutput));
+    return tidyOutput(() => {
+      const output = this.#runFrom(activation, layerIndex, adapters, frozenOutput);
+      // Without an adapter on the last layer the logits are its frozen output, which belongs to the trace.
+      return output.logits === frozenOutput ? { ...output, logits: tf.clone(output.logits) } : output;
+    });
   }
 
   #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {

@@ -42,7 +42,10 @@ export interface FrozenLayerActivations {
   readonly frozenOutput: tf.Tensor;
 }
 
-/** The frozen model's activations on one batch. It owns its tensors; they stay valid until dispose. */
+/**
+ * The frozen model's activations on one batch. It owns its tensors, which stay valid until dispose. The
+ * batch belongs to the caller and must stay alive until then, because layers are computed on request.
+ */
 export interface FrozenTrace {
   /** Returns the activations of layer `layerIndex`, computing the frozen layers up to it on the first call. */
   layer(layerIndex: number): FrozenLayerActivations;
@@ -69,13 +72,14 @@ export interface Backbone {
   /**
    * Returns the frozen model's activations on a batch, computed layer by layer when first asked for.
    * Optional; with forwardFrom it lets the loop compute the frozen layers once per batch rather than
-   * once per evaluation.
+   * once per evaluation. The trace's logits must equal `forward(input, new Map()).logits`, because the
+   * source-anchor and drift checks read them.
    */
   traceFrozen?(input: tf.Tensor): FrozenTrace;
   /**
    * Runs the model from layer `layerIndex` on that layer's input, with adapters; equal bitwise to `forward`.
    * `frozenOutput`, when given, is the layer's frozen output for this input (from a FrozenTrace), which
-   * the layer then does not compute again.
+   * the layer then does not compute again. The returned tensors belong to the caller, never to the trace.
    */
   forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput;
   /** The frozen weights (kernels, biases, decoder), in a fixed order. */

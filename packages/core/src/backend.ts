@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import type { BackendName } from './config.js';
+import { BACKENDS, type BackendName } from './config.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './logger.js';
 import { registerWasmKernels } from './wasm-kernels.js';
@@ -54,6 +54,10 @@ function firstLine(error: unknown): string {
  * native addon), then wasm, then cpu; a named backend that fails to load is a ConfigError.
  */
 export async function selectBackend(preference: BackendName, logger: Logger): Promise<ActiveBackend> {
+  // TypeScript callers cannot pass another name, but JavaScript callers and parsed input can.
+  if (!(BACKENDS as readonly string[]).includes(preference)) {
+    throw new ConfigError('backend', `Invalid value for 'backend': ${JSON.stringify(preference)}; expected one of ${BACKENDS.join(', ')}.`);
+  }
   if (preference !== 'auto') {
     try {
       await ACTIVATORS[preference]();

@@ -60,6 +60,13 @@ describe('selectBackend wasm', () => {
     expect(fetchCallsDuringWasmLoad).toBe(0);
   });
 
+  it('rejects an unknown backend name', async () => {
+    const promise = selectBackend('gpu' as unknown as 'cpu', silentLogger);
+
+    await expect(promise).rejects.toThrow("Invalid value for 'backend': \"gpu\"; expected one of auto, tensorflow, wasm, cpu.");
+    expect(tf.getBackend()).toBe('wasm');
+  });
+
   it('activates wasm and logs it', async () => {
     const messages: string[] = [];
     const logger: Logger = { ...silentLogger, info: (message) => messages.push(message) };
