@@ -1,8 +1,5 @@
 // Benchmarks of the Safe MetaNet step against a PyTorch reference of the same loop.
-// Build the packages first (`pnpm install` or `pnpm build`), then run from the repository root:
-//   pnpm bench step [--quick] [--filter TEXT] [--backends wasm,cpu,tensorflow] [--steps N] [--warmup N]
-//                   [--row-seconds S] [--no-torch] [--soak] [--json FILE]
-//   pnpm bench soak [--soak-steps N]
+// Build the packages first (`pnpm install` or `pnpm build`), then run from the repository root.
 // The step table and its method are described in docs/benchmarks.md.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -15,31 +12,76 @@ import { inferenceRows, stepRows } from './rows.mjs';
 const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = path.join(ROOT, 'scripts/bench/torch_step.py');
 
+const USAGE = `Usage:
+  pnpm bench step [--quick] [--filter TEXT] [--backends wasm,cpu,tensorflow] [--steps N] [--warmup N]
+                  [--row-seconds S] [--no-torch] [--soak] [--soak-steps N] [--json FILE]
+  pnpm bench soak [--soak-steps N]
+
+  step            time one Safe MetaNet step per row, and the PyTorch reference when it is installed
+  soak            run 10,000 steps of mlp-b64-lora-last and report tensors and memory
+  --quick         batch-64 rows only, 50 steps after 5 warm-up steps
+  --filter TEXT   only the rows whose name contains TEXT
+  --backends LIST comma-separated backends (default wasm,cpu,tensorflow)
+  --steps N       timed steps per row (default 200)
+  --warmup N      warm-up steps per row, 0 or more (default 20)
+  --row-seconds S stop a row once its timed steps pass S seconds, 0 for no limit (default 25)
+  --no-torch      skip the PyTorch reference
+  --soak          run the soak after the step table
+  --soak-steps N  steps of the soak (default 10000)
+  --json FILE     write every number of the run to FILE
+  --help          show this help`;
+
 /** Prints one usage error and exits with status 2. */
 function usageError(message) {
-  console.error(`${message} See the usage at the top of scripts/bench/main.mjs or docs/benchmarks.md.`);
+  console.error(`${message} Run with --help for the usage.`);
   process.exit(2);
 }
 
 const OPTIONS = {
-    quick: { type: 'boolean', default: false },
-    filter: { type: 'string' },
-    backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
-    steps: { type: 'string' },
-    warmup: { type: 'string' },
-    'no-torch': { type: 'boolean', default: false },
-    soak: { type: 'boolean', default: false },
-    'soak-steps': { type: 'string', default: '10000' },
-    json: { type: 'string' },
-    'row-seconds': { type: 'string', default: '25' },
+  quick: { type: 'boolean', default: false },
+  filter: { type: 'string' },
+  backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
+  steps: { type: 'string' },
+  warmup: { type: 'string' },
+  'no-torch': { type: 'boolean', default: false },
+  soak: { type: 'boolean', default: false },
+  'soak-steps': { type: 'string', default: '10000' },
+  json: { type: 'string' },
+  'row-seconds': { type: 'string', default: '25' },
+  help: { type: 'boolean', default: false },
 };
+
+// parseArgs reads a value that starts with a dash, such as -1, as a flag, so `--warmup -1` is joined into
+// `--warmup=-1` first and reaches the range checks below.
+const args = [];
+for (let index = 2; index < process.argv.length; index++) {
+  const arg = process.argv[index];
+  const next = process.argv[index + 1];
+  const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+  if (name !== undefined && OPTIONS[name]?.type === 'string' && next !== undefined && /^-\d|^-\.\d/.test(next)) {
+    args.push(`${arg}=${next}`);
+    index++;
+  } else {
+    args.push(arg);
+  }
+}
+
 let parsed;
 try {
-  parsed = parseArgs({ allowPositionals: true, options: OPTIONS });
+  parsed = parseArgs({ args, allowPositionals: true, options: OPTIONS });
 } catch (error) {
-  usageError(`Invalid arguments: ${(error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, " ")}`);
+  if (error?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /'([^']+)'/.exec(error.message)?.[1] ?? 'option';
+    usageError(`Invalid option '${option}'; the options are ${Object.keys(OPTIONS).map((name) => `--${name}`).join(', ')}.`);
+  }
+  const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ').trim();
+  usageError(`Invalid arguments: ${message}${message.endsWith('.') ? '' : '.'}`);
 }
 const { values: options, positionals } = parsed;
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const command = positionals[0] ?? 'step';
 if (command !== 'step' && command !== 'soak') {
@@ -56,18 +98,23 @@ for (const backend of backends) {
   }
 }
 
-const steps = Number(options.steps ?? (options.quick ? 50 : 200));
-const warmup = Number(options.warmup ?? (options.quick ? 5 : 20));
-const soakSteps = Number(options['soak-steps']);
+/** Returns the integer value of a flag, or exits with a usage error that quotes what was typed. */
+function integerOption(name, fallback, minimum) {
+  const typed = options[name];
+  const value = typed === undefined ? fallback : Number(typed);
+  if (typed === '' || !Number.isInteger(value) || value < minimum) {
+    usageError(`Invalid --${name}: '${typed}'; expected an integer of at least ${minimum}.`);
+  }
+  return value;
+}
+
+const steps = integerOption('steps', options.quick ? 50 : 200, 1);
+const warmup = integerOption('warmup', options.quick ? 5 : 20, 0);
+const soakSteps = integerOption('soak-steps', 10000, 1);
 // A row stops early once its timed steps pass this many seconds; the table prints how many steps ran.
 const rowSeconds = Number(options['row-seconds']);
-for (const [name, value] of [['--steps', steps], ['--warmup', warmup], ['--soak-steps', soakSteps]]) {
-  if (!Number.isInteger(value) || value < 1) {
-    usageError(`Invalid ${name}: ${value}; expected a positive integer.`);
-  }
-}
-if (!Number.isFinite(rowSeconds) || rowSeconds < 0) {
-  usageError(`Invalid --row-seconds: ${options['row-seconds']}; expected a number of seconds, or 0 for no limit.`);
+if (options['row-seconds'] === '' || !Number.isFinite(rowSeconds) || rowSeconds < 0) {
+  usageError(`Invalid --row-seconds: '${options['row-seconds']}'; expected a number of seconds, or 0 for no limit.`);
 }
 
 const { tf, core, packages } = await loadPackages();

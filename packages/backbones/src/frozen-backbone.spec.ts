@@ -390,7 +390,8 @@ describe.each(KINDS)('$kind frozen trace', (kind) => {
     trace.layer(0);
     input.dispose();
 
-    expect(() => trace.layer(1)).toThrow('The batch of this FrozenTrace was disposed before layer 1 was computed. Keep the batch until the trace is disposed.');
+    expect(() => trace.layer(1)).toThrow('The batch of this FrozenTrace was disposed. Keep the batch until the trace is disposed.');
+    expect(() => trace.layer(0)).toThrow('The batch of this FrozenTrace was disposed.');
     trace.dispose();
   });
 

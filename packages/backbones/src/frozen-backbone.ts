@@ -120,10 +120,9 @@ export abstract class FrozenBackbone implements Backbone {
         throw new Error('Cannot call layer() or logits() on a disposed FrozenTrace. Call traceFrozen again.');
       }
       this.#checkLayerIndex(layerIndex);
-      if (layerIndex >= layers.length && input.isDisposed) {
-        throw new InputError(
-          `The batch of this FrozenTrace was disposed before layer ${layerIndex} was computed. Keep the batch until the trace is disposed.`,
-        );
+      // Layer 0's input is the batch itself, and later layers are computed from it on request.
+      if (input.isDisposed) {
+        throw new InputError('The batch of this FrozenTrace was disposed. Keep the batch until the trace is disposed.');
       }
       for (let index = layers.length; index <= layerIndex; index++) {
         tf.tidy(() => {

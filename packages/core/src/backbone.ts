@@ -43,8 +43,10 @@ export interface FrozenLayerActivations {
 }
 
 /**
- * The frozen model's activations on one batch. It owns its tensors, which stay valid until dispose. The
- * batch belongs to the caller and must stay alive until then, because layers are computed on request.
+ * The frozen model's activations on one batch. It owns the tensors it computes, which stay valid until
+ * dispose. Layer 0's input may be the batch itself, so the caller keeps the batch alive until then. The
+ * loop asks for layers in any order, inside tf.tidy and inside gradient tapes. An implementation
+ * therefore computes each layer once, keeps it with tf.keep and returns the same tensors on later calls.
  */
 export interface FrozenTrace {
   /** Returns the activations of layer `layerIndex`, computing the frozen layers up to it on the first call. */
@@ -79,7 +81,9 @@ export interface Backbone {
   /**
    * Runs the model from layer `layerIndex` on that layer's input, with adapters; equal bitwise to `forward`.
    * `frozenOutput`, when given, is the layer's frozen output for this input (from a FrozenTrace), which
-   * the layer then does not compute again. The returned tensors belong to the caller, never to the trace.
+   * the layer then does not compute again. The returned tensors belong to the caller, never to the trace:
+   * where the logits would be `frozenOutput` itself (the last layer without an adapter), return a clone.
+   * With a decoder head, the output has the reconstruction too, as `forward` does.
    */
   forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput;
   /** The frozen weights (kernels, biases, decoder), in a fixed order. */
