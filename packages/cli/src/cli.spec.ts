@@ -288,6 +288,26 @@ describe.concurrent('safe-metanet demo', () => {
     expect(result.stdout).toMatch(/^ {2}steps: 2 \(/m);
   });
 
+  it('installed command runs the CLI', async () => {
+    // The command that package.json declares, run as a program (shebang and file mode), not through node.
+    const manifest = JSON.parse(readFileSync(path.resolve(here, '../package.json'), 'utf8')) as { bin: Record<string, string> };
+    const command = path.resolve(here, '..', manifest.bin['safe-metanet'] ?? '');
+    const run = (args: readonly string[]): Promise<CliResult> =>
+      new Promise((resolve) => {
+        execFile(command, [...args], { cwd: folder, encoding: 'utf8', timeout: PROCESS_TIMEOUT_MS }, (error, stdout, stderr) => {
+          resolve({ status: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+        });
+      });
+
+    const help = await run(['--help']);
+    const unknown = await run(['frob']);
+
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: safe-metanet <command>/);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("Unknown command 'frob'");
+  });
+
   it('--help prints the flags', async () => {
     const result = await runCli(['demo', '--help']);
 
