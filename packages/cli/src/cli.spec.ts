@@ -295,7 +295,12 @@ describe.concurrent('safe-metanet demo', () => {
     const run = (args: readonly string[]): Promise<CliResult> =>
       new Promise((resolve) => {
         execFile(command, [...args], { cwd: folder, encoding: 'utf8', timeout: PROCESS_TIMEOUT_MS }, (error, stdout, stderr) => {
-          resolve({ status: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+          let status = 0;
+          if (error !== null) {
+            // A file that cannot be run at all (no execute bit, say) gives a string code such as EACCES.
+            status = typeof error.code === 'number' ? error.code : -1;
+          }
+          resolve({ status, stdout, stderr });
         });
       });
 
