@@ -378,7 +378,8 @@ async function step() {
   const cpus = os.cpus();
   console.log(`Machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} logical CPUs; Node ${process.version}; tfjs ${tf.version.tfjs}`);
   console.log(`Steps per row: ${steps} timed after ${warmup} warm-up steps, ${rowSeconds > 0 ? `at most ${rowSeconds} s per row` : 'no time limit per row'}.`);
-  console.log('Threads: ours run on one thread on wasm and cpu; the PyTorch reference runs on two.');
+  // The PyTorch line after the rows gives the reference's thread count.
+  console.log('Threads: ours run on one thread on wasm and cpu.');
   console.log(`Load average at the start: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')}\n`);
 
   const stepResults = [];

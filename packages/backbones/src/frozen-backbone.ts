@@ -98,7 +98,7 @@ export abstract class FrozenBackbone implements Backbone {
   }
 
   /**
-   * Returns the frozen model's activations on a batch. Each layer is computed when first asked for, with
+   * Returns the frozen model's activations on a batch. Each layer is computed when first requested, with
    * the operations of `forward`, so a `forwardFrom` on them equals `forward` bitwise.
    */
   traceFrozen(input: tf.Tensor): FrozenTrace {
@@ -126,7 +126,9 @@ export abstract class FrozenBackbone implements Backbone {
       }
       for (let index = layers.length; index <= layerIndex; index++) {
         tf.tidy(() => {
-          const layerInput = index === lastIndex ? own(flattenRows(next)) : next;
+          // A rank-2 activation is its own flattened form and is owned already.
+          const flattened = index === lastIndex ? flattenRows(next) : next;
+          const layerInput = flattened === next ? next : own(flattened);
           const frozenOutput = own(this.#frozenOutput(index, layerInput));
           layers.push({ input: layerInput, frozenOutput });
           if (index < lastIndex) {
@@ -167,15 +169,14 @@ export abstract class FrozenBackbone implements Backbone {
 
   #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
     const lastIndex = this.layers.length - 1;
+    const frozenAt = (index: number, input: tf.Tensor): tf.Tensor =>
+      index === layerIndex && frozenOutput !== undefined ? frozenOutput : this.#frozenOutput(index, input);
     let current = activation;
-    let features = flattenRows(activation);
-    for (let index = layerIndex; index <= lastIndex; index++) {
-      const layerInput = index === lastIndex ? flattenRows(current) : current;
-      const frozen = index === layerIndex && frozenOutput !== undefined ? frozenOutput : this.#frozenOutput(index, layerInput);
-      features = layerInput as tf.Tensor2D;
-      current = this.#finishLayer(index, layerInput, frozen, adapters);
+    for (let index = layerIndex; index < lastIndex; index++) {
+      current = this.#finishLayer(index, current, frozenAt(index, current), adapters);
     }
-    const logits = current as tf.Tensor2D;
+    const features = flattenRows(current);
+    const logits = this.#finishLayer(lastIndex, features, frozenAt(lastIndex, features), adapters) as tf.Tensor2D;
     if (!this.hasDecoder) {
       return { logits };
     }

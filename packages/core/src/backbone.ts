@@ -45,7 +45,7 @@ export interface FrozenLayerActivations {
 /**
  * The frozen model's activations on one batch. It owns the tensors it computes, which stay valid until
  * dispose. Layer 0's input may be the batch itself, so the caller keeps the batch alive until then. The
- * loop asks for layers in any order, inside tf.tidy and inside gradient tapes. An implementation
+ * loop requests layers in any order, inside tf.tidy and inside gradient tapes. An implementation
  * therefore computes each layer once, keeps it with tf.keep and returns the same tensors on later calls.
  */
 export interface FrozenTrace {
@@ -72,7 +72,7 @@ export interface Backbone {
   /** Runs the model on a batch, applying the adapter of each layer that has one. */
   forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput;
   /**
-   * Returns the frozen model's activations on a batch, computed layer by layer when first asked for.
+   * Returns the frozen model's activations on a batch, computed layer by layer when first requested.
    * Optional; with forwardFrom it lets the loop compute the frozen layers once per batch rather than
    * once per evaluation. The trace's logits must equal `forward(input, new Map()).logits`, because the
    * source-anchor and drift checks read them.

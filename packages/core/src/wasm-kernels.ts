@@ -210,8 +210,9 @@ function col2im(
 /**
  * Pixels per matmul of the filter gradient. XNNPACK sums each block in float32 and the blocks are
  * added in float64, which bounds the rounding error by the block size and not by the number of
- * pixels in the batch. Blocks of 64 to 8192 pixels took the same time on the CNN's layers. One float32 sum over 39200 pixels (x [2, 140, 140, 64]) was off by 7e-4 on a
- * gradient element of 2.4 against the float64 sums of the cpu backend.
+ * pixels in the batch. One float32 sum over 39200 pixels (x [2, 140, 140, 64]) was off by 7e-4 on a
+ * gradient element of 2.4 against the float64 sums of the cpu backend. Blocks of 64 to 8192 pixels
+ * took the same time on the CNN's layers.
  */
 const FILTER_GRADIENT_BLOCK_PIXELS = 1024;
 
@@ -270,13 +271,13 @@ interface FilterGradientPlan {
   readonly totalPixels: number;
   /** Rows of the product: the left operand is [blockPixels, leftRows] and enters the matmul transposed. */
   readonly leftRows: number;
-  /** Columns of the right operand, [blockPixels, columns]. */
+  /** Columns of the right operand, which is [blockPixels, rightColumns]. */
   readonly rightColumns: number;
   /**
    * Writes both operands of the block [firstPixel, firstPixel + pixels); rows past `pixels` stay as they
    * are. It reads x and dy through new heap views, because makeOutput may grow the heap and detach older views.
    */
-  fill(left: Float32Array, right: Float32Array, firstPixel: number, pixels: number, blockPixels: number): void;
+  fill(left: Float32Array, right: Float32Array, firstPixel: number, pixels: number): void;
   /** Index in the [height, width, inChannels, outChannels] filter of the product's element (row, column). */
   filterIndex(row: number, column: number): number;
 }
@@ -293,7 +294,7 @@ function im2colPlan(wasm: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, info
     totalPixels: info.batchSize * info.outHeight * info.outWidth,
     leftRows: outChannels,
     rightColumns: patchSize,
-    fill: (left, right, firstPixel, pixels, blockPixels) => {
+    fill: (left, right, firstPixel, pixels) => {
       const dyValues = wasm.typedArrayFromHeap(dy) as Float32Array;
       im2col(wasm.typedArrayFromHeap(x) as Float32Array, right, info, firstPixel, pixels);
       left.set(dyValues.subarray(firstPixel * outChannels, (firstPixel + pixels) * outChannels));
@@ -313,7 +314,7 @@ function unrolledDyPlan(wasm: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, 
     totalPixels: info.batchSize * info.inHeight * info.inWidth,
     leftRows: inChannels,
     rightColumns: info.filterHeight * info.filterWidth * outChannels,
-    fill: (left, right, firstPixel, pixels, blockPixels) => {
+    fill: (left, right, firstPixel, pixels) => {
       const xValues = wasm.typedArrayFromHeap(x) as Float32Array;
       unrollOutputGradient(wasm.typedArrayFromHeap(dy) as Float32Array, right, info, firstPixel, pixels);
       left.set(xValues.subarray(firstPixel * inChannels, (firstPixel + pixels) * inChannels));
@@ -366,7 +367,7 @@ function conv2dFilterGradient(
         leftValues.fill(0);
         rightValues.fill(0);
       }
-      plan.fill(leftValues, rightValues, firstPixel, pixels, blockPixels);
+      plan.fill(leftValues, rightValues, firstPixel, pixels);
 
       // The packaged Transpose kernel (C++) transposes the left operand faster than a JS loop.
       transposed = swapLastAxes(wasm, left);
@@ -619,13 +620,14 @@ function conv2DBackpropInput(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo 
 function scatterTiledMaxPoolGradient(x: Float32Array, dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth } = info;
   const rowStep = inWidth * inChannels;
+  const twoByTwo = strideHeight === 2 && strideWidth === 2;
   let dyOffset = 0;
 
   for (let b = 0; b < batchSize; ++b) {
     for (let yR = 0; yR < outHeight; ++yR) {
       for (let yC = 0; yC < outWidth; ++yC) {
         const windowOffset = ((b * inHeight + yR * strideHeight) * inWidth + yC * strideWidth) * inChannels;
-        if (strideHeight === 2 && strideWidth === 2) {
+        if (twoByTwo) {
           // The common 2x2 window, unrolled: the four taps in row-major order, the first maximum winning.
           for (let d = 0; d < inChannels; ++d) {
             const topLeft = windowOffset + d;
