@@ -153,6 +153,9 @@ function findLayoutProblem(value: unknown): string | undefined {
   if (!isCount(state['samplesSeen'])) {
     return 'state.samplesSeen is not a non-negative integer';
   }
+  if (state['memory'] !== undefined && !isMemoryState(state['memory'])) {
+    return 'state.memory is not {shape, values, labels, arrivals} with numeric values';
+  }
   if (!isCount(value['next_batch'])) {
     return 'next_batch is not a non-negative integer';
   }
@@ -160,6 +163,14 @@ function findLayoutProblem(value: unknown): string | undefined {
     return `next_batch is ${value['next_batch']} but the state holds ${state['records'].length} records`;
   }
   return undefined;
+}
+
+function isMemoryState(value: unknown): boolean {
+  if (!isVariableState(value) || !isRecord(value)) {
+    return false;
+  }
+  const { labels, arrivals } = value;
+  return Array.isArray(labels) && labels.every(isCount) && Array.isArray(arrivals) && arrivals.every(isCount);
 }
 
 function isVariableState(value: unknown): boolean {

@@ -208,6 +208,9 @@ describe.concurrent('run checkpoints', () => {
     const text = readFileSync(path.join(folder, 'reference.checkpoint.json'), 'utf8');
     writeFileSync(path.join(folder, 'cut.checkpoint.json'), text.slice(0, text.length / 2));
     writeFileSync(path.join(folder, 'version.checkpoint.json'), JSON.stringify({ ...JSON.parse(text), format_version: 7 }));
+    const parsed = JSON.parse(text) as JsonRecord;
+    const badMemory = { ...parsed, state: { ...(parsed['state'] as JsonRecord), memory: { shape: [1, 784], values: [], labels: ['7'], arrivals: [0] } } };
+    writeFileSync(path.join(folder, 'memory.checkpoint.json'), JSON.stringify(badMemory));
 
     const cut = await runCli([...RUN, ...STREAM, '--resume', 'cut.checkpoint.json']);
     const version = await runCli([...RUN, ...STREAM, '--resume', 'version.checkpoint.json']);
@@ -217,6 +220,9 @@ describe.concurrent('run checkpoints', () => {
     expect(cut.stderr).not.toMatch(/^\s+at /m);
     expect(version.status).toBe(2);
     expect(version.stderr).toContain('Checkpoint file version.checkpoint.json is invalid: format_version is 7, expected 1');
+    const memory = await runCli([...RUN, ...STREAM, '--resume', 'memory.checkpoint.json']);
+    expect(memory.status).toBe(2);
+    expect(memory.stderr).toContain('Checkpoint file memory.checkpoint.json is invalid: state.memory is not {shape, values, labels, arrivals} with numeric values');
   });
 
   it.each([

@@ -57,6 +57,11 @@ export interface SafeMetaNetConfig {
   readonly policy: string;
   /** Share of each batch held out from training and used only to judge the update, in [0, 0.9]. Default 0. */
   readonly holdoutFraction: number;
+  /**
+   * Recent test samples kept in a memory balanced over the frozen model's predicted classes. When above 0, the
+   * adapters train on this memory after each batch joins it, and the proxy metric is measured on it. Default 0 (off).
+   */
+  readonly memorySize: number;
   /** Minimum share of samples on which the adapted and the frozen model predict the same class (source_anchor and on_drift). Default 0.95. */
   readonly anchorMinAgreement: number;
   /** Maximum mean KL divergence from the frozen model's predictions to the adapted model's, in nats (source_anchor). Default 0.5. */
@@ -121,6 +126,7 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   proxy: { camel: 'proxy', kind: 'string' },
   policy: { camel: 'policy', kind: 'string_or_list' },
   holdout_fraction: { camel: 'holdoutFraction', kind: 'number', min: 0, max: 0.9 },
+  memory_size: { camel: 'memorySize', kind: 'integer', min: 0 },
   anchor_min_agreement: { camel: 'anchorMinAgreement', kind: 'number', min: 0, max: 1 },
   anchor_max_kl: { camel: 'anchorMaxKl', kind: 'number', min: 0 },
   reset: { camel: 'reset', kind: 'string', allowed: ['none', 'episodic', 'periodic', 'on_collapse', 'on_drift'] },
@@ -157,6 +163,7 @@ const FIXED_DEFAULTS = {
   proxy: 'infomax',
   policy: 'threshold+source_anchor',
   holdoutFraction: 0,
+  memorySize: 0,
   anchorMinAgreement: 0.95,
   anchorMaxKl: 0.5,
   reset: 'on_drift',

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { BalancedMemory, type MemoryState } from './balanced-memory.js';
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
 import type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
@@ -31,6 +32,8 @@ export interface RunnerState {
   readonly records: readonly RunRecord[];
   /** Samples processed so far. */
   readonly samplesSeen: number;
+  /** Contents of the sample memory; only with `memory_size` above 0, once a batch has run. */
+  readonly memory?: MemoryState;
 }
 
 /** The plugins and settings a runner is built from. */
@@ -88,6 +91,8 @@ export class SafeMetaNet {
   #frozenLogProbabilities: tf.Tensor2D | undefined;
   /** Frozen activations of the tensors of the current step (the batch and its parts), computed once per step. */
   readonly #traces = new Map<tf.Tensor, FrozenTrace>();
+  /** Recent samples balanced over the frozen model's classes, which the adapters train on; undefined with memory_size 0. */
+  readonly #memory: BalancedMemory | undefined;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -97,6 +102,7 @@ export class SafeMetaNet {
     this.policy = parts.policy;
     this.schedule = parts.schedule;
     this.#logger = parts.logger;
+    this.#memory = this.config.memorySize > 0 ? new BalancedMemory(this.config.memorySize) : undefined;
 
     this.#checkSchedule();
     this.#checkAdapters();
@@ -168,7 +174,7 @@ export class SafeMetaNet {
     const scopeAtStart = this.#scope.length;
     const preUpdateLogits = labels !== undefined && this.config.prediction === 'before_update' ? this.#adaptedLogits(batch) : undefined;
 
-    const split = this.#splitBatch(batch);
+    const split = this.#splitBatch(this.#remember(batch));
     const attempts: AttemptRecord[] = [];
     let gradientSteps = 0;
     try {
@@ -253,7 +259,9 @@ export class SafeMetaNet {
         values: Array.from(variable.dataSync()),
       }));
     }
-    return { scope: [...this.#scope], adapters, records: [...this.#records], samplesSeen: this.#samplesSeen };
+    const memory = this.#memory?.exportState();
+    const state = { scope: [...this.#scope], adapters, records: [...this.#records], samplesSeen: this.#samplesSeen };
+    return memory === undefined ? state : { ...state, memory };
   }
 
   /**
@@ -288,6 +296,12 @@ export class SafeMetaNet {
         assignments.push([variable, saved]);
       });
     }
+    if (state.memory !== undefined) {
+      if (this.#memory === undefined) {
+        throw new InputError('Invalid checkpoint: it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.');
+      }
+      this.#memory.importState(state.memory, this.backbone.inputShape);
+    }
     for (const [variable, saved] of assignments) {
       tf.tidy(() => variable.assign(tf.tensor(saved.values as number[], [...saved.shape], 'float32')));
     }
@@ -295,8 +309,9 @@ export class SafeMetaNet {
     this.#samplesSeen = state.samplesSeen;
   }
 
-  /** Releases every adapter; the backbone belongs to the caller. */
+  /** Releases every adapter and the sample memory; the backbone belongs to the caller. */
   dispose(): void {
+    this.#memory?.dispose();
     for (const adapter of this.#adapters.values()) {
       adapter.dispose();
     }
@@ -348,6 +363,19 @@ export class SafeMetaNet {
     }
     this.#meanPrediction = running;
     this.#collapseDetected = entropy < this.config.collapseThreshold * Math.log(running.length);
+  }
+
+  // Adds the batch to the sample memory, filed under the frozen model's classes, and returns the memory's
+  // contents; without a memory, returns the batch.
+  #remember(batch: tf.Tensor): tf.Tensor {
+    if (this.#memory === undefined) {
+      return batch;
+    }
+    const classes = tf.tidy(() => this.#frozenLogits(batch).argMax(1));
+    const labels = classes.dataSync();
+    classes.dispose();
+    this.#memory.add(batch, labels);
+    return this.#memory.samples ?? batch;
   }
 
   // Splits off the last holdout_fraction of the batch (at least one sample) for judging only. A batch of one

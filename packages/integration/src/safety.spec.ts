@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { ConfigError, describeRecord, selectBackend, silentLogger } from '@safe-metanet/core';
+import { ConfigError, describeRecord, selectBackend, silentLogger, type RunRecord } from '@safe-metanet/core';
 
 import { adapterBytes, buildHarness, randomBatch, SMALL_MODELS } from './harness.js';
 
@@ -159,5 +159,85 @@ describe('source-anchored gate', () => {
 
     expect(records.every((record) => record.action === 'accept')).toBe(true);
     harness.dispose();
+  });
+});
+
+describe('sample memory', () => {
+  const settings = { ...SMALL_MODELS.mlp, proxy: 'infomax', lr: 0.05, rollback_threshold: 0.002 };
+
+  function metricsOf(record: RunRecord): unknown[] {
+    return [record.action, record.metric_before, record.metric_after, record.attempts, record.scope];
+  }
+
+  it('trains on the memory', () => {
+    // With room for both batches, the memory contains the first batch and then the second, so the second step
+    // trains on the same samples as a runner without memory stepping on the two batches joined.
+    const withMemory = buildHarness({ ...settings, memory_size: 16 });
+    const plain = buildHarness(settings);
+    const [first, second] = [randomBatch(withMemory.backbone, 8, 710), randomBatch(withMemory.backbone, 8, 711)];
+    const joined = tf.concat([first, second]);
+
+    const memoryRecords = [withMemory.runner.step(first), withMemory.runner.step(second)];
+    const plainRecords = [plain.runner.step(first), plain.runner.step(joined)];
+
+    expect(memoryRecords.map(metricsOf)).toEqual(plainRecords.map(metricsOf));
+    expect(adapterBytes(withMemory.runner)).toEqual(adapterBytes(plain.runner));
+    // The record still describes the batch, not the memory.
+    expect(memoryRecords[1]?.batch_size).toBe(8);
+    tf.dispose([first, second, joined]);
+    withMemory.dispose();
+    plain.dispose();
+  });
+
+  it('keeps live tensors flat once full', () => {
+    const harness = buildHarness({ ...settings, memory_size: 12 });
+    const sizes: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      const batch = randomBatch(harness.backbone, 8, 720 + step);
+      harness.runner.step(batch, [0, 1, 2, 3, 4, 0, 1, 2]);
+      batch.dispose();
+      sizes.push(tf.memory().numTensors);
+    }
+
+    expect(new Set(sizes.slice(1)).size).toBe(1);
+    harness.dispose();
+  });
+
+  it('continues from a checkpoint', () => {
+    const original = buildHarness({ ...settings, memory_size: 12 });
+    const batches = [730, 731, 732, 733].map((seed) => randomBatch(original.backbone, 8, seed));
+    for (const batch of batches.slice(0, 3)) {
+      original.runner.step(batch);
+    }
+    const state = original.runner.exportState();
+    expect(state.memory?.shape).toEqual([12, 12]);
+    const restored = buildHarness({ ...settings, memory_size: 12 });
+    restored.runner.importState(state);
+
+    const next = [original.runner.step(batches[3]!), restored.runner.step(batches[3]!)];
+
+    expect(metricsOf(next[1]!)).toEqual(metricsOf(next[0]!));
+    expect(adapterBytes(restored.runner)).toEqual(adapterBytes(original.runner));
+    tf.dispose(batches);
+    original.dispose();
+    restored.dispose();
+  });
+
+  it('rejects an unexpected memory', () => {
+    const original = buildHarness({ ...settings, memory_size: 12 });
+    const batch = randomBatch(original.backbone, 8, 740);
+    original.runner.step(batch);
+    const plain = buildHarness(settings);
+
+    expect(() => plain.runner.importState(original.runner.exportState())).toThrow(
+      'Invalid checkpoint: it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.',
+    );
+    batch.dispose();
+    original.dispose();
+    plain.dispose();
+  });
+
+  it.each([-1, 1.5, 'many'])('rejects memory_size %s', (value) => {
+    expect(() => buildHarness({ ...settings, memory_size: value })).toThrow(ConfigError);
   });
 });

@@ -48,11 +48,11 @@ export const BENCH_HELP = `Usage: safe-metanet bench [flags]
 
 Runs every chosen corruption at the chosen severities through three methods on identical streams:
 the frozen source model, the always-accept baseline (the same adapters with the entropy proxy,
-a fixed scope, no gate and no reset, as in Tent, whatever the config sets), and Safe MetaNet with
-the configured proxy, policy and reset. In episodic mode the adapters are reset between
-corruptions; in continual mode one runner sees every corruption of a severity in turn, and only
-the config's reset mode resets it. Prints the settings of the Safe MetaNet column and the error
-table per severity with the mean.
+a fixed scope, no gate, no reset and no memory, as in Tent, whatever the config sets), and Safe
+MetaNet with the configured proxy, policy, reset and memory. In episodic mode the adapters are
+reset between corruptions; in continual mode one runner sees every corruption of a severity in
+turn, and only the config's reset mode resets it. Prints the settings of the Safe MetaNet column
+and the error table per severity with the mean.
 
 ${formatFlags(BENCH_FLAGS)}
 `;
@@ -115,12 +115,15 @@ function sortedByLabel(stream: ImageStream, sampleSize: number): ImageStream {
   return { images, labels, count: stream.count };
 }
 
-/** Describes the Safe MetaNet column's settings in one line: adapter, proxy, policy, reset and anchor bounds. */
+/** Describes the Safe MetaNet column's settings in one line: adapter, proxy, policy, reset, anchor bounds and memory. */
 function methodSettings(config: SafeMetaNetConfig): string {
   const names = effectivePluginNames(config);
   const parts = [`adapter ${names.adapter}`, `proxy ${names.proxy}`, `policy ${names.policy}`, `reset ${config.reset}`];
   if (names.policy.split('+').includes('source_anchor') || config.reset === 'on_drift') {
     parts.push(`anchor_min_agreement ${config.anchorMinAgreement}`, `anchor_max_kl ${config.anchorMaxKl}`);
+  }
+  if (config.memorySize > 0) {
+    parts.push(`memory_size ${config.memorySize}`);
   }
   return parts.join(', ');
 }
@@ -134,6 +137,7 @@ function methodConfig(config: SafeMetaNetConfig, method: Exclude<BenchMethod, 's
       proxy: 'entropy',
       reset: 'none',
       holdout_fraction: 0,
+      memory_size: 0,
       disable_rollback: false,
       disable_scope_expansion: false,
     });

@@ -1,0 +1,153 @@
+import * as tf from '@tensorflow/tfjs';
+
+import { InputError } from './errors.js';
+
+/** One stored sample: its row in the memory tensor, the class it was filed under and when it arrived. */
+interface Slot {
+  readonly row: number;
+  readonly label: number;
+  readonly arrival: number;
+}
+
+/** The memory's contents in plain values, for checkpoints. */
+export interface MemoryState {
+  /** Shape of the stored samples, batch axis first. */
+  readonly shape: readonly number[];
+  /** Float32 values of the samples in row-major order. */
+  readonly values: readonly number[];
+  /** Class each sample is filed under, one per sample. */
+  readonly labels: readonly number[];
+  /** Arrival number of each sample, one per sample; larger is newer. */
+  readonly arrivals: readonly number[];
+}
+
+/**
+ * The most recent test samples, balanced over classes: a full memory makes room for a new sample by
+ * dropping the oldest sample of the class with the most samples, or of the new sample's own class
+ * when that class is among the largest. A stream whose batches contain one or two classes then still gives
+ * the adapters a memory that spans the classes seen recently.
+ */
+export class BalancedMemory {
+  readonly capacity: number;
+  #samples: tf.Tensor | undefined;
+  #slots: Slot[] = [];
+  #arrivals = 0;
+
+  constructor(capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new InputError(`Invalid memory capacity: ${capacity}; pass a positive integer.`);
+    }
+    this.capacity = capacity;
+  }
+
+  /** Samples stored, at most the capacity. */
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  /** The stored samples, oldest first, or undefined when the memory is empty. The memory owns the tensor. */
+  get samples(): tf.Tensor | undefined {
+    return this.#samples;
+  }
+
+  /** The class of each stored sample, in the order of `samples`. */
+  get labels(): number[] {
+    return this.#slots.map((slot) => slot.label);
+  }
+
+  /**
+   * Stores the samples of a batch in order, each filed under its entry of `labels` (for example the frozen
+   * model's predicted class). The tensor of the previous contents is disposed.
+   */
+  add(batch: tf.Tensor, labels: ArrayLike<number>): void {
+    const count = batch.shape[0] ?? 0;
+    if (labels.length !== count) {
+      throw new InputError(`Invalid memory input: ${labels.length} labels for a batch of ${count} samples; pass one label per sample.`);
+    }
+    const storedCount = this.#slots.length;
+    // Rows of the previous contents come first, then the batch's rows, in one tensor to gather from.
+    let slots = [...this.#slots];
+    for (let index = 0; index < count; index++) {
+      const slot: Slot = { row: storedCount + index, label: labels[index] as number, arrival: this.#arrivals++ };
+      if (slots.length >= this.capacity) {
+        slots = withoutSlot(slots, evictionVictim(slots, slot.label));
+      }
+      slots.push(slot);
+    }
+    slots.sort((first, second) => first.arrival - second.arrival);
+
+    const previous = this.#samples;
+    this.#samples = tf.tidy(() => {
+      const pool = previous === undefined ? batch : tf.concat([previous, batch]);
+      return tf.gather(pool, slots.map((slot) => slot.row));
+    });
+    previous?.dispose();
+    this.#slots = slots.map((slot, row) => ({ ...slot, row }));
+  }
+
+  /** Returns the contents as plain values. */
+  exportState(): MemoryState | undefined {
+    if (this.#samples === undefined) {
+      return undefined;
+    }
+    return {
+      shape: [...this.#samples.shape],
+      values: Array.from(this.#samples.dataSync()),
+      labels: this.#slots.map((slot) => slot.label),
+      arrivals: this.#slots.map((slot) => slot.arrival),
+    };
+  }
+
+  /** Replaces the contents with a state from exportState; raises an InputError when it does not fit `sampleShape`. */
+  importState(state: MemoryState, sampleShape: readonly number[]): void {
+    const [count = 0, ...rest] = state.shape;
+    const perSample = rest.reduce((product, size) => product * size, 1);
+    const fits =
+      rest.join(',') === sampleShape.join(',') &&
+      count >= 1 &&
+      count <= this.capacity &&
+      state.values.length === count * perSample &&
+      state.labels.length === count &&
+      state.arrivals.length === count;
+    if (!fits) {
+      throw new InputError(
+        `Invalid checkpoint: its memory has shape [${state.shape.join(', ')}] with ${state.labels.length} labels, expected at most ${this.capacity} samples of shape [${sampleShape.join(', ')}].`,
+      );
+    }
+    this.dispose();
+    this.#samples = tf.tensor(state.values as number[], [...state.shape], 'float32');
+    this.#slots = state.labels.map((label, row) => ({ row, label, arrival: state.arrivals[row] as number }));
+    this.#arrivals = Math.max(...state.arrivals) + 1;
+  }
+
+  /** Empties the memory. */
+  dispose(): void {
+    this.#samples?.dispose();
+    this.#samples = undefined;
+    this.#slots = [];
+    this.#arrivals = 0;
+  }
+}
+
+// Returns the slot to drop for a new sample of class `label`: the oldest of the new sample's class when it is
+// among the largest classes, else the oldest sample of the largest classes.
+function evictionVictim(slots: readonly Slot[], label: number): Slot {
+  const counts = new Map<number, number>();
+  for (const slot of slots) {
+    counts.set(slot.label, (counts.get(slot.label) ?? 0) + 1);
+  }
+  const largest = Math.max(...counts.values());
+  const ownClassIsLargest = counts.get(label) === largest;
+  let victim: Slot | undefined;
+  for (const slot of slots) {
+    const candidate = ownClassIsLargest ? slot.label === label : counts.get(slot.label) === largest;
+    if (candidate && (victim === undefined || slot.arrival < victim.arrival)) {
+      victim = slot;
+    }
+  }
+  return victim as Slot;
+}
+
+function withoutSlot(slots: readonly Slot[], victim: Slot): Slot[] {
+  return slots.filter((slot) => slot !== victim);
+}
