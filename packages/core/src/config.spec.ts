@@ -68,6 +68,7 @@ describe('config defaults', () => {
     expect(config.reset).toBe('on_drift');
     expect(config.anchorMinAgreement).toBe(0.95);
     expect(config.anchorMaxKl).toBe(0.5);
+    expect(config.memorySize).toBe(128);
   });
 
   it('give the prototype step with PROTOTYPE_SETTINGS', () => {
@@ -76,6 +77,7 @@ describe('config defaults', () => {
     expect(config.proxy).toBe('entropy');
     expect(config.policy).toBe('threshold');
     expect(config.reset).toBe('none');
+    expect(config.memorySize).toBe(0);
   });
 
   it('loads the prototype file unchanged', () => {

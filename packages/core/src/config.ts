@@ -59,7 +59,7 @@ export interface SafeMetaNetConfig {
   readonly holdoutFraction: number;
   /**
    * Recent test samples kept in a memory balanced over the frozen model's predicted classes. When above 0, the
-   * adapters train on this memory after each batch joins it, and the proxy metric is measured on it. Default 0 (off).
+   * adapters train on this memory after each batch joins it, and the proxy metric is measured on it; 0 turns the memory off. Default 128.
    */
   readonly memorySize: number;
   /** Minimum share of samples on which the adapted and the frozen model predict the same class (source_anchor and on_drift). Default 0.95. */
@@ -163,7 +163,7 @@ const FIXED_DEFAULTS = {
   proxy: 'infomax',
   policy: 'threshold+source_anchor',
   holdoutFraction: 0,
-  memorySize: 0,
+  memorySize: 128,
   anchorMinAgreement: 0.95,
   anchorMaxKl: 0.5,
   reset: 'on_drift',
@@ -189,7 +189,7 @@ export function defaultExpansionSchedule(numLayers: number): string[] {
  * Settings that give the Python prototype's step: the entropy proxy, the threshold gate alone and no reset.
  * The defaults differ from the prototype only in these keys, which it did not have.
  */
-export const PROTOTYPE_SETTINGS = { proxy: 'entropy', policy: 'threshold', reset: 'none' } as const;
+export const PROTOTYPE_SETTINGS = { proxy: 'entropy', policy: 'threshold', reset: 'none', memory_size: 0 } as const;
 
 /** Returns the full default config: the Python prototype's values for its keys, and the recommended proxy, policy and reset. */
 export function defaultConfig(): SafeMetaNetConfig {

@@ -44,7 +44,7 @@ function expectIdenticalRuns(
   tracesPerBatch = 1,
 ): void {
   // Threshold and learning rate chosen to mix accepts, rejects and expansions into lower layers.
-  const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2, ...extra };
+  const settings = { ...SMALL_MODELS[backbone], adapter_type: adapter, lr: 0.05, rollback_threshold: 0.002, num_steps: 2, memory_size: 0, ...extra };
   const config = resolveConfig(settings);
   const modules = [adaptersModule, proxiesModule, policiesModule];
   const cachedBackbone = createBackbone(config, { decoder: true });
@@ -67,16 +67,17 @@ function expectIdenticalRuns(
     batch.dispose();
   }
 
-  // The records score the batch, so every step traces it, and a held-out split traces its two parts too.
+  // The records score the batch, so every step traces it. A held-out split traces its two parts too, and a memory its contents.
   expect(traceCalls).toBe(15 * tracesPerBatch);
   expect(cached.records.some((record) => record.scope_expanded)).toBe(true);
   expect(cached.records.some((record) => record.action === 'accept')).toBe(true);
   expect(withoutDuration(cached.records)).toEqual(withoutDuration(plain.records));
   expect(adapterBytes(cached)).toEqual(adapterBytes(plain));
-  // Adapters injected by expansion are the only new tensors.
+  // Adapters injected by expansion and the two runners' memories are the only new tensors.
   const injected = [...cached.adapters.values(), ...plain.adapters.values()].reduce((total, item) => total + item.variables.length, 0);
   const initial = 2 * (cached.adapters.get('layer_2')?.variables.length ?? 0);
-  expect(tf.memory().numTensors - before).toBe(injected - initial);
+  const memories = config.memorySize > 0 ? 2 : 0;
+  expect(tf.memory().numTensors - before).toBe(injected - initial + memories);
   cached.dispose();
   plain.dispose();
   cachedBackbone.dispose();
@@ -91,6 +92,11 @@ describe('frozen activations computed once per batch', () => {
   it('held-out split matches too', () => {
     // The train part, the held-out part and the whole batch each get a trace.
     expectIdenticalRuns('cnn', 'lora', { policy: ['held_out', 'source_anchor'], holdout_fraction: 0.25, rollback_threshold: 0 }, 3);
+  });
+
+  it('sample memory matches too', () => {
+    // The memory and the batch each get a trace.
+    expectIdenticalRuns('mlp', 'lora', { memory_size: 12 }, 2);
   });
 
   it('reconstruction proxy matches too', () => {
