@@ -132,7 +132,7 @@ interface BadRunCase {
 }
 
 const BAD_RUN_CASES: readonly BadRunCase[] = [
-  { name: 'config value of wrong type', config: 'hidden_dim: wide\n', expected: [`Invalid value for 'hidden_dim': string "wide"; expected a finite integer.`] },
+  { name: 'config value of wrong type', config: 'hidden_dim: wide\n', expected: [`Invalid value for 'hidden_dim': string "wide"; expected a finite integer of at least 1.`] },
   { name: 'lr 0', config: 'lr: 0\n', expected: ["Invalid value for 'lr': 0; it must be greater than 0."] },
   { name: 'lr -1', config: 'lr: -1\n', expected: ["Invalid value for 'lr': -1; it must be greater than 0."] },
   { name: 'num_layers 1', config: 'num_layers: 1\n', expected: ["Invalid value for 'num_layers': 1; it must be at least 2."] },

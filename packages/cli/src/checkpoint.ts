@@ -180,6 +180,9 @@ function isVariableState(value: unknown): boolean {
   return value['shape'].every(isCount) && value['values'].every((item) => typeof item === 'number' && Number.isFinite(item));
 }
 
+// Config keys that versions writing the same format_version did not have, with the value that their runs behaved as.
+const KEYS_ADDED_LATER: Readonly<Record<string, unknown>> = { memory_size: 0 };
+
 /**
  * Returns the first setting in which two identities differ, as `name`, the saved value and the current one,
  * or undefined when they are equal. Config settings are named `config.<key>`.
@@ -190,8 +193,9 @@ export function findIdentityMismatch(
 ): { readonly name: string; readonly saved: unknown; readonly current: unknown } | undefined {
   const configKeys = [...new Set([...Object.keys(current.config), ...Object.keys(saved.config)])];
   for (const key of configKeys) {
-    if (JSON.stringify(saved.config[key]) !== JSON.stringify(current.config[key])) {
-      return { name: `config.${key}`, saved: saved.config[key], current: current.config[key] };
+    const savedValue = key in saved.config ? saved.config[key] : KEYS_ADDED_LATER[key];
+    if (JSON.stringify(savedValue) !== JSON.stringify(current.config[key])) {
+      return { name: `config.${key}`, saved: savedValue, current: current.config[key] };
     }
   }
   const fields = ['dataset', 'dataset_fingerprint', 'corruption', 'severity', 'batch_size', 'max_samples', 'source_model'] as const;

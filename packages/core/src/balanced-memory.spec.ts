@@ -89,7 +89,7 @@ describe('BalancedMemory', () => {
     const restored = new BalancedMemory(4);
     const state = original.exportState();
     expect(state).toBeDefined();
-    restored.importState(state!, [2]);
+    restored.importState(state!, [2], 3);
 
     add(original, [6, 7], [2, 0]);
     add(restored, [6, 7], [2, 0]);
@@ -105,21 +105,29 @@ describe('BalancedMemory', () => {
   });
 
   it.each([
-    { name: 'a different sample shape', change: { shape: [2, 3] }, sampleShape: [2] },
-    { name: 'more samples than the capacity', change: {}, sampleShape: [2], capacity: 1 },
-    { name: 'too few labels', change: { labels: [0] }, sampleShape: [2] },
-    { name: 'too few values', change: { values: [1, -1, 2] }, sampleShape: [2] },
-  ])('rejects a state with $name', ({ change, sampleShape, capacity }) => {
+    { name: 'another sample shape', change: { shape: [2, 3] }, message: 'stores samples of shape [3], expected [2]' },
+    { name: 'too many samples', change: {}, capacity: 1, message: 'has 2 samples, expected 1 to 1 (memory_size)' },
+    { name: 'too few values', change: { values: [1, -1, 2] }, message: 'has 3 values, expected 4 for shape [2, 2]' },
+    { name: 'too few labels', change: { labels: [0] }, message: 'has 1 labels and 2 arrivals, expected 2 of each' },
+    { name: 'too few arrivals', change: { arrivals: [0] }, message: 'has 2 labels and 1 arrivals, expected 2 of each' },
+    { name: 'a label out of range', change: { labels: [0, 99] }, message: 'has label 99 at index 1, expected a class index from 0 to 2' },
+    { name: 'a fractional label', change: { labels: [0.5, 1] }, message: 'has label 0.5 at index 0, expected a class index from 0 to 2' },
+    { name: 'repeated arrivals', change: { arrivals: [0, 0] }, message: 'has arrival 0 at index 1, expected integers of at least 0 in increasing order' },
+  ])('rejects a state with $name', ({ change, capacity, message }) => {
     const source = new BalancedMemory(4);
     add(source, [1, 2], [0, 1]);
     const state = { ...source.exportState()!, ...change };
     const target = new BalancedMemory(capacity ?? 4);
+    add(target, [7], [2]);
     const before = tf.memory().numTensors;
 
-    expect(() => target.importState(state, sampleShape)).toThrow(InputError);
-    expect(() => target.importState(state, sampleShape)).toThrow(/Invalid checkpoint: its memory has shape/);
+    expect(() => target.importState(state, [2], 3)).toThrow(InputError);
+    expect(() => target.importState(state, [2], 3)).toThrow(`Invalid checkpoint: its sample memory ${message}.`);
+    // A rejected state leaves the contents as they were.
+    expect(storedIds(target)).toEqual([7]);
     expect(tf.memory().numTensors).toBe(before);
     source.dispose();
+    target.dispose();
   });
 
   it('rejects a wrong label count', () => {
@@ -129,6 +137,30 @@ describe('BalancedMemory', () => {
     expect(() => memory.add(batch, [0, 1])).toThrow('Invalid memory input: 2 labels for a batch of 3 samples; pass one label per sample.');
     expect(memory.size).toBe(0);
     batch.dispose();
+  });
+
+  it.each([Number.NaN, 1.5, -3])('rejects the label %s', (label) => {
+    const memory = new BalancedMemory(4);
+    const batch = batchOf([1, 2]);
+
+    expect(() => memory.add(batch, [0, label])).toThrow(
+      `Invalid memory input: label ${label} at index 1; pass class indices, integers of at least 0.`,
+    );
+    expect(memory.size).toBe(0);
+    batch.dispose();
+  });
+
+  it('rejects another sample shape', () => {
+    const memory = new BalancedMemory(4);
+    add(memory, [1], [0]);
+    const wide = tf.zeros([1, 3]);
+
+    expect(() => memory.add(wide, [0])).toThrow(
+      'Invalid memory input: samples of shape [3], but the memory stores samples of shape [2]; pass batches of one sample shape.',
+    );
+    expect(storedIds(memory)).toEqual([1]);
+    wide.dispose();
+    memory.dispose();
   });
 
   it.each([0, -1, 2.5])('rejects a capacity of %s', (capacity) => {

@@ -22,10 +22,10 @@ export interface MemoryState {
 }
 
 /**
- * The most recent test samples, balanced over classes: a full memory makes room for a new sample by
- * dropping the oldest sample of the class with the most samples, or of the new sample's own class
- * when that class is among the largest. A stream whose batches contain one or two classes then still gives
- * the adapters a memory that spans the classes seen recently.
+ * Recent test samples, balanced over classes. A full memory makes room for a new sample by dropping the
+ * oldest sample of the class with the most samples, or of the new sample's own class when that class is
+ * among the largest. A stream whose batches contain one or two classes then still gives the adapters a
+ * memory that spans the classes seen recently.
  */
 export class BalancedMemory {
   readonly capacity: number;
@@ -64,6 +64,17 @@ export class BalancedMemory {
     if (labels.length !== count) {
       throw new InputError(`Invalid memory input: ${labels.length} labels for a batch of ${count} samples; pass one label per sample.`);
     }
+    const badLabel = Array.from(labels).findIndex((label) => !Number.isInteger(label) || label < 0);
+    if (badLabel >= 0) {
+      throw new InputError(`Invalid memory input: label ${labels[badLabel]} at index ${badLabel}; pass class indices, integers of at least 0.`);
+    }
+    const stored = this.#samples?.shape.slice(1);
+    const incoming = batch.shape.slice(1);
+    if (stored !== undefined && stored.join(',') !== incoming.join(',')) {
+      throw new InputError(
+        `Invalid memory input: samples of shape [${incoming.join(', ')}], but the memory stores samples of shape [${stored.join(', ')}]; pass batches of one sample shape.`,
+      );
+    }
     const storedCount = this.#slots.length;
     // Rows of the previous contents come first, then the batch's rows, in one tensor to gather from.
     let slots = [...this.#slots];
@@ -98,21 +109,14 @@ export class BalancedMemory {
     };
   }
 
-  /** Replaces the contents with a state from exportState; raises an InputError when it does not fit `sampleShape`. */
-  importState(state: MemoryState, sampleShape: readonly number[]): void {
-    const [count = 0, ...rest] = state.shape;
-    const perSample = rest.reduce((product, size) => product * size, 1);
-    const fits =
-      rest.join(',') === sampleShape.join(',') &&
-      count >= 1 &&
-      count <= this.capacity &&
-      state.values.length === count * perSample &&
-      state.labels.length === count &&
-      state.arrivals.length === count;
-    if (!fits) {
-      throw new InputError(
-        `Invalid checkpoint: its memory has shape [${state.shape.join(', ')}] with ${state.labels.length} labels, expected at most ${this.capacity} samples of shape [${sampleShape.join(', ')}].`,
-      );
+  /**
+   * Replaces the contents with a state from exportState. Raises an InputError, and keeps the contents, when the
+   * state does not fit samples of `sampleShape` and labels below `classes`.
+   */
+  importState(state: MemoryState, sampleShape: readonly number[], classes: number): void {
+    const problem = findStateProblem(state, sampleShape, classes, this.capacity);
+    if (problem !== undefined) {
+      throw new InputError(`Invalid checkpoint: its sample memory ${problem}.`);
     }
     this.dispose();
     this.#samples = tf.tensor(state.values as number[], [...state.shape], 'float32');
@@ -127,6 +131,33 @@ export class BalancedMemory {
     this.#slots = [];
     this.#arrivals = 0;
   }
+}
+
+// Returns what is wrong with a memory state, or undefined when it fits.
+function findStateProblem(state: MemoryState, sampleShape: readonly number[], classes: number, capacity: number): string | undefined {
+  const [count = 0, ...rest] = state.shape;
+  if (rest.join(',') !== sampleShape.join(',')) {
+    return `stores samples of shape [${rest.join(', ')}], expected [${sampleShape.join(', ')}]`;
+  }
+  if (count < 1 || count > capacity) {
+    return `has ${count} samples, expected 1 to ${capacity} (memory_size)`;
+  }
+  const perSample = rest.reduce((product, size) => product * size, 1);
+  if (state.values.length !== count * perSample) {
+    return `has ${state.values.length} values, expected ${count * perSample} for shape [${state.shape.join(', ')}]`;
+  }
+  if (state.labels.length !== count || state.arrivals.length !== count) {
+    return `has ${state.labels.length} labels and ${state.arrivals.length} arrivals, expected ${count} of each`;
+  }
+  const badLabel = state.labels.findIndex((label) => !Number.isInteger(label) || label < 0 || label >= classes);
+  if (badLabel >= 0) {
+    return `has label ${state.labels[badLabel]} at index ${badLabel}, expected a class index from 0 to ${classes - 1}`;
+  }
+  const badArrival = state.arrivals.findIndex((arrival, index) => !Number.isInteger(arrival) || arrival < 0 || (index > 0 && arrival <= (state.arrivals[index - 1] as number)));
+  if (badArrival >= 0) {
+    return `has arrival ${state.arrivals[badArrival]} at index ${badArrival}, expected integers of at least 0 in increasing order`;
+  }
+  return undefined;
 }
 
 // Returns the slot to drop for a new sample of class `label`: the oldest of the new sample's class when it is

@@ -87,6 +87,9 @@ export interface SafeMetaNetConfig {
   readonly logLevel: LogLevel;
 }
 
+/** Largest `memory_size`: the memory is traced and trained on at every step, so its size bounds a step's cost. */
+const MAX_MEMORY_SIZE = 4096;
+
 type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'string_list' | 'string_or_list';
 
 interface KeySpec {
@@ -126,7 +129,7 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   proxy: { camel: 'proxy', kind: 'string' },
   policy: { camel: 'policy', kind: 'string_or_list' },
   holdout_fraction: { camel: 'holdoutFraction', kind: 'number', min: 0, max: 0.9 },
-  memory_size: { camel: 'memorySize', kind: 'integer', min: 0 },
+  memory_size: { camel: 'memorySize', kind: 'integer', min: 0, max: MAX_MEMORY_SIZE },
   anchor_min_agreement: { camel: 'anchorMinAgreement', kind: 'number', min: 0, max: 1 },
   anchor_max_kl: { camel: 'anchorMaxKl', kind: 'number', min: 0 },
   reset: { camel: 'reset', kind: 'string', allowed: ['none', 'episodic', 'periodic', 'on_collapse', 'on_drift'] },
@@ -391,7 +394,8 @@ function checkString(key: string, spec: KeySpec, value: unknown): string {
 }
 
 function checkNumber(key: string, spec: KeySpec, value: unknown): number {
-  const expected = spec.kind === 'integer' ? 'an integer' : 'a number';
+  const range = rangeOf(spec);
+  const expected = `${spec.kind === 'integer' ? 'an integer' : 'a number'}${range}`;
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw typeError(key, value, `a finite ${expected.replace(/^an? /, '')}`);
   }
@@ -425,6 +429,17 @@ function checkSchedule(schedule: readonly string[]): void {
     }
     seen.add(layer);
   }
+}
+
+// Describes the allowed range of a number key, with a leading space, or returns '' for an unbounded key.
+function rangeOf(spec: KeySpec): string {
+  if (spec.min === undefined) {
+    return spec.max === undefined ? '' : ` of at most ${spec.max}`;
+  }
+  if (spec.exclusiveMin === true) {
+    return spec.max === undefined ? ` greater than ${spec.min}` : ` greater than ${spec.min} and at most ${spec.max}`;
+  }
+  return spec.max === undefined ? ` of at least ${spec.min}` : ` from ${spec.min} to ${spec.max}`;
 }
 
 function typeError(key: string, value: unknown, expected: string): ConfigError {

@@ -93,6 +93,8 @@ export class SafeMetaNet {
   readonly #traces = new Map<tf.Tensor, FrozenTrace>();
   /** Recent samples balanced over the frozen model's classes, which the adapters train on; undefined with memory_size 0. */
   readonly #memory: BalancedMemory | undefined;
+  /** Whether the warning about a memory smaller than the batch was logged. */
+  #warnedSmallMemory = false;
 
   constructor(parts: SafeMetaNetParts) {
     this.config = parts.config;
@@ -300,7 +302,11 @@ export class SafeMetaNet {
       if (this.#memory === undefined) {
         throw new InputError('Invalid checkpoint: it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.');
       }
-      this.#memory.importState(state.memory, this.backbone.inputShape);
+      this.#memory.importState(state.memory, this.backbone.inputShape, this.backbone.numClasses);
+    } else if (this.#memory !== undefined && state.records.length > 0) {
+      throw new InputError(
+        `Invalid checkpoint: it has no sample memory after ${state.records.length} batches, but this runner has memory_size ${this.config.memorySize}; set memory_size as the checkpointed run did.`,
+      );
     }
     for (const [variable, saved] of assignments) {
       tf.tidy(() => variable.assign(tf.tensor(saved.values as number[], [...saved.shape], 'float32')));
@@ -370,6 +376,13 @@ export class SafeMetaNet {
   #remember(batch: tf.Tensor): tf.Tensor {
     if (this.#memory === undefined) {
       return batch;
+    }
+    const size = batch.shape[0] ?? 0;
+    if (size > this.#memory.capacity && !this.#warnedSmallMemory) {
+      this.#warnedSmallMemory = true;
+      this.#logger.warn(
+        `memory_size ${this.#memory.capacity} is smaller than the batch of ${size} samples, so the adapters train on ${this.#memory.capacity} samples of it; set memory_size to at least the batch size.`,
+      );
     }
     const classes = tf.tidy(() => this.#frozenLogits(batch).argMax(1));
     const labels = classes.dataSync();

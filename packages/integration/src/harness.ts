@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { adaptersModule } from '@safe-metanet/adapters';
 import { createBackbone } from '@safe-metanet/backbones';
-import { buildSafeMetaNet, PROTOTYPE_SETTINGS, resolveConfig, type Backbone, type SafeMetaNet } from '@safe-metanet/core';
+import { buildSafeMetaNet, PROTOTYPE_SETTINGS, resolveConfig, type Backbone, type Logger, type SafeMetaNet } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
@@ -20,10 +20,11 @@ export const SMALL_MODELS: Readonly<Record<'mlp' | 'cnn', Record<string, unknown
 };
 
 /** Builds a runner with the standard plugins and, unless `settings` override them, the prototype's step settings. */
-export function buildHarness(settings: Record<string, unknown>): Harness {
+export function buildHarness(settings: Record<string, unknown>, logger?: Logger): Harness {
   const config = resolveConfig({ ...PROTOTYPE_SETTINGS, ...settings });
   const backbone = createBackbone(config);
-  const runner = buildSafeMetaNet({ config, modules: [adaptersModule, proxiesModule, policiesModule], backbone });
+  const modules = [adaptersModule, proxiesModule, policiesModule];
+  const runner = buildSafeMetaNet(logger === undefined ? { config, modules, backbone } : { config, modules, backbone, logger });
   return {
     runner,
     backbone,

@@ -237,7 +237,37 @@ describe('sample memory', () => {
     plain.dispose();
   });
 
-  it.each([-1, 1.5, 'many'])('rejects memory_size %s', (value) => {
+  it('rejects a checkpoint without memory', () => {
+    const original = buildHarness(settings);
+    const batch = randomBatch(original.backbone, 8, 750);
+    original.runner.step(batch);
+    const withMemory = buildHarness({ ...settings, memory_size: 12 });
+
+    expect(() => withMemory.runner.importState(original.runner.exportState())).toThrow(
+      'Invalid checkpoint: it has no sample memory after 1 batches, but this runner has memory_size 12; set memory_size as the checkpointed run did.',
+    );
+    batch.dispose();
+    original.dispose();
+    withMemory.dispose();
+  });
+
+  it('warns once about a small memory', () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => warnings.push(message) };
+    const harness = buildHarness({ ...settings, memory_size: 4 }, logger);
+    for (let step = 0; step < 3; step++) {
+      const batch = randomBatch(harness.backbone, 8, 760 + step);
+      harness.runner.step(batch);
+      batch.dispose();
+    }
+
+    expect(warnings).toEqual([
+      'memory_size 4 is smaller than the batch of 8 samples, so the adapters train on 4 samples of it; set memory_size to at least the batch size.',
+    ]);
+    harness.dispose();
+  });
+
+  it.each([-1, 1.5, 'many', 5000])('rejects memory_size %s', (value) => {
     expect(() => buildHarness({ ...settings, memory_size: value })).toThrow(ConfigError);
   });
 });

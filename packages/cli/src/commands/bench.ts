@@ -122,9 +122,7 @@ function methodSettings(config: SafeMetaNetConfig): string {
   if (names.policy.split('+').includes('source_anchor') || config.reset === 'on_drift') {
     parts.push(`anchor_min_agreement ${config.anchorMinAgreement}`, `anchor_max_kl ${config.anchorMaxKl}`);
   }
-  if (config.memorySize > 0) {
-    parts.push(`memory_size ${config.memorySize}`);
-  }
+  parts.push(`memory_size ${config.memorySize}`);
   return parts.join(', ');
 }
 
