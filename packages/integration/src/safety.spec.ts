@@ -223,32 +223,31 @@ describe('sample memory', () => {
     restored.dispose();
   });
 
-  it('rejects an unexpected memory', () => {
-    const original = buildHarness({ ...settings, memory_size: 12 });
+  it.each([
+    {
+      name: 'an unexpected memory',
+      saved: 12,
+      current: 0,
+      message: 'it contains a sample memory, but this runner has memory_size 0',
+    },
+    {
+      name: 'a missing memory',
+      saved: 0,
+      current: 12,
+      message: 'it has no sample memory after 1 batches, but this runner has memory_size 12',
+    },
+  ])('rejects a checkpoint with $name', ({ saved, current, message }) => {
+    const original = buildHarness({ ...settings, memory_size: saved });
     const batch = randomBatch(original.backbone, 8, 740);
     original.runner.step(batch);
-    const plain = buildHarness(settings);
+    const restored = buildHarness({ ...settings, memory_size: current });
 
-    expect(() => plain.runner.importState(original.runner.exportState())).toThrow(
-      'Invalid checkpoint: it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.',
+    expect(() => restored.runner.importState(original.runner.exportState())).toThrow(
+      `Invalid checkpoint: ${message}; set memory_size as the checkpointed run did.`,
     );
     batch.dispose();
     original.dispose();
-    plain.dispose();
-  });
-
-  it('rejects a checkpoint without memory', () => {
-    const original = buildHarness(settings);
-    const batch = randomBatch(original.backbone, 8, 750);
-    original.runner.step(batch);
-    const withMemory = buildHarness({ ...settings, memory_size: 12 });
-
-    expect(() => withMemory.runner.importState(original.runner.exportState())).toThrow(
-      'Invalid checkpoint: it has no sample memory after 1 batches, but this runner has memory_size 12; set memory_size as the checkpointed run did.',
-    );
-    batch.dispose();
-    original.dispose();
-    withMemory.dispose();
+    restored.dispose();
   });
 
   it('warns once about a small memory', () => {
