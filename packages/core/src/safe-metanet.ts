@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { AdamConstants, AttemptAdam } from './attempt-adam.js';
 import { BalancedMemory, type MemoryState } from './balanced-memory.js';
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
@@ -93,6 +94,8 @@ export class SafeMetaNet {
   readonly #traces = new Map<tf.Tensor, FrozenTrace>();
   /** Recent samples balanced over the frozen model's classes, which the adapters train on; undefined with memory_size 0. */
   readonly #memory: BalancedMemory | undefined;
+  /** Adam's constants as tensors, shared by every attempt's optimizer; undefined once disposed. */
+  #adamConstants: AdamConstants | undefined;
   /** Whether the warning about a memory smaller than the batch was logged. */
   #warnedSmallMemory = false;
 
@@ -113,6 +116,8 @@ export class SafeMetaNet {
       throw new ConfigError('expansion_schedule', "Invalid value for 'expansion_schedule': []; list at least one layer.");
     }
     this.#addToScope(first);
+    // Made last, so that a constructor that throws leaves no tensor behind.
+    this.#adamConstants = new AdamConstants(this.config.lr);
   }
 
   /** Layers whose adapters are trainable, in the order they joined. */
@@ -315,9 +320,11 @@ export class SafeMetaNet {
     this.#samplesSeen = state.samplesSeen;
   }
 
-  /** Releases every adapter and the sample memory; the backbone belongs to the caller. */
+  /** Releases every adapter, the sample memory and Adam's constants; the backbone belongs to the caller. */
   dispose(): void {
     this.#memory?.dispose();
+    this.#adamConstants?.dispose();
+    this.#adamConstants = undefined;
     for (const adapter of this.#adapters.values()) {
       adapter.dispose();
     }
@@ -424,7 +431,7 @@ export class SafeMetaNet {
     const restore = (): void => {
       variables.forEach((variable, index) => variable.assign(snapshot[index] as tf.Tensor));
     };
-    let optimizer: tf.Optimizer | undefined;
+    let optimizer: AttemptAdam | undefined;
 
     const train = split.train;
     try {
@@ -432,7 +439,8 @@ export class SafeMetaNet {
       this.#adaptedStart(train);
       const heldOutBefore = split.heldOut === undefined ? undefined : this.#measure(split.heldOut);
 
-      optimizer = tf.train.adam(this.config.lr);
+      this.#adamConstants ??= new AdamConstants(this.config.lr);
+      optimizer = new AttemptAdam(this.#adamConstants);
       let metricBefore = Number.NaN;
       let gradientSteps = 0;
       for (let index = 0; index < this.config.numSteps; index++) {
@@ -443,20 +451,20 @@ export class SafeMetaNet {
           metric = tf.keep(value);
         };
         const onMetric = index === 0 ? keepMetric : undefined;
-        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, onMetric), true, variables);
+        const loss = optimizer.minimize(() => this.#loss(train, variables, snapshot, onMetric), variables);
         gradientSteps++;
         if (metric !== undefined) {
           metricBefore = metric.dataSync()[0] ?? Number.NaN;
           metric.dispose();
           if (!Number.isFinite(metricBefore)) {
-            loss?.dispose();
+            loss.dispose();
             restore();
             // No update was kept and the batch gives no evidence, as when the metric is measured before any step.
             return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', 0);
           }
         }
-        const lossValue = loss?.dataSync()[0] ?? Number.NaN;
-        loss?.dispose();
+        const lossValue = loss.dataSync()[0] ?? Number.NaN;
+        loss.dispose();
         if (!Number.isFinite(lossValue)) {
           restore();
           return this.#reject(scope, metricBefore, Number.NaN, 'non_finite', gradientSteps);
