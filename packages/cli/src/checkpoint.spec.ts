@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { findIdentityMismatch, type RunIdentity } from './checkpoint.js';
+import { checkIdentity, findIdentityMismatch, type RunIdentity } from './checkpoint.js';
 
 const IDENTITY: RunIdentity = {
   config: { lr: 0.001, memory_size: 0 },
@@ -32,6 +32,14 @@ describe('findIdentityMismatch', () => {
     const current = { ...IDENTITY, config: { ...IDENTITY.config, memory_size: 128 } };
 
     expect(findIdentityMismatch(olderIdentity(), current)).toEqual({ name: 'config.memory_size', saved: 0, current: 128 });
+  });
+
+  it('tells how to resume an older checkpoint', () => {
+    const current = { ...IDENTITY, config: { ...IDENTITY.config, memory_size: 128 } };
+
+    expect(() => checkIdentity('ck.json', olderIdentity(), current)).toThrow(
+      "Checkpoint file ck.json belongs to another run: its config.memory_size is 0, but this run has 128; the checkpoint comes from a version without 'memory_size', so add 'memory_size: 0' to the config.",
+    );
   });
 
   it('names the first differing field', () => {

@@ -110,6 +110,23 @@ describe('run', () => {
 });
 
 describe('bench', () => {
+  it('warns once about a memory smaller than the batch', () => {
+    const smallMemory = path.join(folder, 'small-memory.yaml');
+    writeFileSync(smallMemory, 'hidden_dim: 16\nseed: 3\nmemory_size: 4\n');
+
+    const result = cli([
+      'bench', ...SMALL, '--config', smallMemory, '--model-dir', 'models',
+      '--severity', '3', '--corruptions', 'contrast,rotate', '--max-samples', '64', '--batch-size', '32',
+    ]);
+
+    expect(result.status).toBe(0);
+    const warnings = result.stderr.split('\n').filter((line) => line.includes('memory_size 4 is smaller than the batch'));
+    expect(warnings).toEqual([
+      'WARNING memory_size 4 is smaller than the batch of 32 samples, so the adapters train on 4 samples of it; set memory_size to at least the batch size.',
+    ]);
+    expect(result.stdout).toContain('memory_size 4');
+  });
+
   it('writes results for every corruption, method and mode', () => {
     const result = cli([
       'bench', ...SMALL, '--config', config, '--model-dir', 'models',

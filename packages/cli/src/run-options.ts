@@ -11,7 +11,7 @@ import { choiceFlag, integerFlag, stringFlag, type FlagSpecs, type FlagValues } 
 
 /** Flags shared by every command that builds a Safe MetaNet runner. */
 export const RUNNER_FLAGS: FlagSpecs = {
-  config: { type: 'string', value: 'FILE', help: 'YAML config file (prototype keys); flags override its values' },
+  config: { type: 'string', value: 'FILE', help: 'YAML config file (the keys of the README\'s Configuration table); flags override its values' },
   seed: { type: 'string', value: 'N', help: 'seed for weights, adapters and data (default 0)' },
   backbone: { type: 'string', value: 'NAME', help: 'backbone plugin: mlp or cnn (default mlp)' },
   adapter: { type: 'string', value: 'NAME', help: 'adapter plugin: lora or linear_adapter (default lora)' },

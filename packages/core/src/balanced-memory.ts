@@ -133,6 +133,14 @@ export class BalancedMemory {
   }
 }
 
+/** Returns the warning for a memory smaller than a batch of `batchSize` samples, or undefined when none is due. */
+export function smallMemoryWarning(memorySize: number, batchSize: number): string | undefined {
+  if (memorySize === 0 || memorySize >= batchSize) {
+    return undefined;
+  }
+  return `memory_size ${memorySize} is smaller than the batch of ${batchSize} samples, so the adapters train on ${memorySize} samples of it; set memory_size to at least the batch size.`;
+}
+
 // Returns what is wrong with a memory state, or undefined when it fits.
 function findStateProblem(state: MemoryState, sampleShape: readonly number[], classes: number, capacity: number): string | undefined {
   const [count = 0, ...rest] = state.shape;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { AdamConstants, AttemptAdam } from './attempt-adam.js';
-import { BalancedMemory, type MemoryState } from './balanced-memory.js';
+import { BalancedMemory, smallMemoryWarning, type MemoryState } from './balanced-memory.js';
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
 import type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
@@ -310,7 +310,8 @@ export class SafeMetaNet {
       this.#memory.importState(state.memory, this.backbone.inputShape, this.backbone.numClasses);
     } else if (this.#memory !== undefined && state.records.length > 0) {
       throw new InputError(
-        `Invalid checkpoint: it has no sample memory after ${state.records.length} batches, but this runner has memory_size ${this.config.memorySize}; set memory_size as the checkpointed run did.`,
+        `Invalid checkpoint: it has no sample memory after ${state.records.length} batches, but this runner has memory_size ${this.config.memorySize}. ` +
+          'A run with a memory always saves it, so the checkpoint is damaged or comes from a run with memory_size 0; start again, or set memory_size as that run did.',
       );
     }
     for (const [variable, saved] of assignments) {
@@ -384,12 +385,10 @@ export class SafeMetaNet {
     if (this.#memory === undefined) {
       return batch;
     }
-    const size = batch.shape[0] ?? 0;
-    if (size > this.#memory.capacity && !this.#warnedSmallMemory) {
+    const warning = smallMemoryWarning(this.#memory.capacity, batch.shape[0] ?? 0);
+    if (warning !== undefined && !this.#warnedSmallMemory) {
       this.#warnedSmallMemory = true;
-      this.#logger.warn(
-        `memory_size ${this.#memory.capacity} is smaller than the batch of ${size} samples, so the adapters train on ${this.#memory.capacity} samples of it; set memory_size to at least the batch size.`,
-      );
+      this.#logger.warn(warning);
     }
     const classes = tf.tidy(() => this.#frozenLogits(batch).argMax(1));
     const labels = classes.dataSync();

@@ -228,13 +228,13 @@ describe('sample memory', () => {
       name: 'an unexpected memory',
       saved: 12,
       current: 0,
-      message: 'it contains a sample memory, but this runner has memory_size 0',
+      message: 'it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.',
     },
     {
       name: 'a missing memory',
       saved: 0,
       current: 12,
-      message: 'it has no sample memory after 1 batches, but this runner has memory_size 12',
+      message: 'it has no sample memory after 1 batches, but this runner has memory_size 12. A run with a memory always saves it, so the checkpoint is damaged or comes from a run with memory_size 0; start again, or set memory_size as that run did.',
     },
   ])('rejects a checkpoint with $name', ({ saved, current, message }) => {
     const original = buildHarness({ ...settings, memory_size: saved });
@@ -242,9 +242,7 @@ describe('sample memory', () => {
     original.runner.step(batch);
     const restored = buildHarness({ ...settings, memory_size: current });
 
-    expect(() => restored.runner.importState(original.runner.exportState())).toThrow(
-      `Invalid checkpoint: ${message}; set memory_size as the checkpointed run did.`,
-    );
+    expect(() => restored.runner.importState(original.runner.exportState())).toThrow(`Invalid checkpoint: ${message}`);
     batch.dispose();
     original.dispose();
     restored.dispose();

@@ -4,6 +4,7 @@ import {
   overrideConfig,
   selectBackend,
   silentLogger,
+  smallMemoryWarning,
   toSnakeCase,
   type RunRecord,
   type SafeMetaNetConfig,
@@ -239,6 +240,10 @@ export async function benchCommand(args: readonly string[]): Promise<number> {
     throw new UsageError(`Invalid value for --batch-size: ${batchSize} is larger than the ${count} test images streamed; choose at most ${count}.`);
   }
 
+  const memoryWarning = smallMemoryWarning(source.config.memorySize, batchSize);
+  if (memoryWarning !== undefined) {
+    logger.warn(memoryWarning);
+  }
   const plan: BenchPlan = { dataset, backbone: source.backbone, config: source.config, severities, corruptions, modes, batchSize, count, modules, repeats };
   const batches = batchCount(count, batchSize);
   const passes = modes.reduce((total, mode) => total + (mode === 'repeated' ? repeats : 1), 0);
