@@ -38,7 +38,7 @@ describe('findIdentityMismatch', () => {
     const current = { ...IDENTITY, config: { ...IDENTITY.config, memory_size: 128 } };
 
     expect(() => checkIdentity('ck.json', olderIdentity(), current)).toThrow(
-      "Checkpoint file ck.json belongs to another run: its config.memory_size is 0, but this run has 128; the checkpoint comes from a version without 'memory_size', so add 'memory_size: 0' to the config.",
+      "Checkpoint file ck.json comes from a version without the config key 'memory_size', whose runs behaved as memory_size 0, but this run has 128; add 'memory_size: 0' to the config.",
     );
   });
 

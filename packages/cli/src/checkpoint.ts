@@ -214,13 +214,15 @@ export function checkIdentity(file: string, saved: RunIdentity, current: RunIden
     return;
   }
   const key = mismatch.name.replace(/^config\./, '');
-  const fix =
-    mismatch.name.startsWith('config.') && !(key in saved.config)
-      ? `the checkpoint comes from a version without '${key}', so add '${key}: ${JSON.stringify(mismatch.saved)}' to the config`
-      : 'resume with the flags and config of the interrupted run';
+  if (mismatch.name.startsWith('config.') && !(key in saved.config)) {
+    throw new InputError(
+      `Checkpoint file ${file} comes from a version without the config key '${key}', whose runs behaved as ` +
+        `${key} ${JSON.stringify(mismatch.saved)}, but this run has ${JSON.stringify(mismatch.current)}; add '${key}: ${JSON.stringify(mismatch.saved)}' to the config.`,
+    );
+  }
   throw new InputError(
     `Checkpoint file ${file} belongs to another run: its ${mismatch.name} is ${JSON.stringify(mismatch.saved)}, ` +
-      `but this run has ${JSON.stringify(mismatch.current)}; ${fix}.`,
+      `but this run has ${JSON.stringify(mismatch.current)}; resume with the flags and config of the interrupted run.`,
   );
 }
 

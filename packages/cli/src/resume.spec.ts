@@ -211,6 +211,11 @@ describe.concurrent('run checkpoints', () => {
     const parsed = JSON.parse(text) as JsonRecord;
     const badMemory = { ...parsed, state: { ...(parsed['state'] as JsonRecord), memory: { shape: [1, 784], values: [], labels: ['7'], arrivals: [0] } } };
     writeFileSync(path.join(folder, 'memory.checkpoint.json'), JSON.stringify(badMemory));
+    const state = parsed['state'] as JsonRecord;
+    const memoryState = state['memory'] as JsonRecord;
+    const labels = (memoryState['labels'] as number[]).map(() => 99);
+    const badLabels = { ...parsed, state: { ...state, memory: { ...memoryState, labels } } };
+    writeFileSync(path.join(folder, 'labels.checkpoint.json'), JSON.stringify(badLabels));
 
     const cut = await runCli([...RUN, ...STREAM, '--resume', 'cut.checkpoint.json']);
     const version = await runCli([...RUN, ...STREAM, '--resume', 'version.checkpoint.json']);
@@ -223,6 +228,13 @@ describe.concurrent('run checkpoints', () => {
     const memory = await runCli([...RUN, ...STREAM, '--resume', 'memory.checkpoint.json']);
     expect(memory.status).toBe(2);
     expect(memory.stderr).toContain('Checkpoint file memory.checkpoint.json is invalid: state.memory is not {shape, values, labels, arrivals} with numeric values');
+    const labelled = await runCli([...RUN, ...STREAM, '--resume', 'labels.checkpoint.json']);
+    expect(labelled.status).toBe(2);
+    expect(labelled.stderr).toContain(
+      'Checkpoint file labels.checkpoint.json: Invalid checkpoint: its sample memory has label 99 at index 0, expected a class index from 0 to 9.',
+    );
+    // The header with its resumed_from line is printed only after the checkpoint is read.
+    expect(labelled.stdout).not.toContain('resumed_from');
   });
 
   it.each([

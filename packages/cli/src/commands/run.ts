@@ -127,8 +127,6 @@ export async function runCommand(args: readonly string[]): Promise<number> {
       clean_test_accuracy: source.cleanAccuracy.toFixed(4),
       ...(resumed === undefined ? {} : { resumed_from: `${resumeFile ?? ''} at batch ${resumed.next_batch}` }),
     };
-    process.stdout.write(formatHeader(title, config, extras));
-
     const runner = buildSafeMetaNet({ config, modules, logger, backbone: source.backbone });
     const batches = batchCount(count, batchSize);
     if (resumed !== undefined) {
@@ -137,7 +135,18 @@ export async function runCommand(args: readonly string[]): Promise<number> {
           `Checkpoint file ${resumeFile ?? ''} is invalid: it resumes at batch ${resumed.next_batch}, but this run has ${batches} batches; start the run again without --resume.`,
         );
       }
-      runner.importState(resumed.state);
+      try {
+        runner.importState(resumed.state);
+      } catch (error) {
+        if (error instanceof InputError) {
+          throw new InputError(`Checkpoint file ${resumeFile ?? ''}: ${error.message}`, { cause: error });
+        }
+        throw error;
+      }
+    }
+    // The header comes after the checkpoint is read, so that a checkpoint that fails prints no resumed_from line.
+    process.stdout.write(formatHeader(title, config, extras));
+    if (resumed !== undefined) {
       // The resumed records come first, so that the log file contains the whole run.
       for (const record of resumed.state.records) {
         logFile?.write(record);
