@@ -30,6 +30,8 @@ export interface MemoryState {
 export class BalancedMemory {
   readonly capacity: number;
   #samples: tf.Tensor | undefined;
+  /** The values of `#samples`, kept on the host: copying rows there is faster than the wasm backend's gather. */
+  #values: Float32Array | undefined;
   #slots: Slot[] = [];
   #arrivals = 0;
 
@@ -76,7 +78,7 @@ export class BalancedMemory {
       );
     }
     const storedCount = this.#slots.length;
-    // Rows of the previous contents come first, then the batch's rows, in one tensor to gather from.
+    // Rows of the previous contents come first, then the batch's rows.
     let slots = [...this.#slots];
     for (let index = 0; index < count; index++) {
       const slot: Slot = { row: storedCount + index, label: labels[index] as number, arrival: this.#arrivals++ };
@@ -87,12 +89,15 @@ export class BalancedMemory {
     }
     slots.sort((first, second) => first.arrival - second.arrival);
 
-    const previous = this.#samples;
-    this.#samples = tf.tidy(() => {
-      const pool = previous === undefined ? batch : tf.concat([previous, batch]);
-      return tf.gather(pool, slots.map((slot) => slot.row));
+    const sampleSize = incoming.reduce((product, size) => product * size, 1);
+    const batchValues = batch.dataSync();
+    const values = new Float32Array(slots.length * sampleSize);
+    slots.forEach((slot, row) => {
+      const source = slot.row < storedCount ? (this.#values as Float32Array) : batchValues;
+      const start = (slot.row < storedCount ? slot.row : slot.row - storedCount) * sampleSize;
+      values.set(source.subarray(start, start + sampleSize), row * sampleSize);
     });
-    previous?.dispose();
+    this.#replaceContents(values, [slots.length, ...incoming]);
     this.#slots = slots.map((slot, row) => ({ ...slot, row }));
   }
 
@@ -103,7 +108,7 @@ export class BalancedMemory {
     }
     return {
       shape: [...this.#samples.shape],
-      values: Array.from(this.#samples.dataSync()),
+      values: Array.from(this.#values ?? []),
       labels: this.#slots.map((slot) => slot.label),
       arrivals: this.#slots.map((slot) => slot.arrival),
     };
@@ -119,15 +124,24 @@ export class BalancedMemory {
       throw new InputError(`Invalid checkpoint: its sample memory ${problem}.`);
     }
     this.dispose();
-    this.#samples = tf.tensor(state.values as number[], [...state.shape], 'float32');
+    this.#replaceContents(Float32Array.from(state.values), state.shape);
     this.#slots = state.labels.map((label, row) => ({ row, label, arrival: state.arrivals[row] as number }));
     this.#arrivals = Math.max(...state.arrivals) + 1;
+  }
+
+  // Makes `values` the contents; the new tensor copies them, and the array is never written again.
+  #replaceContents(values: Float32Array, shape: readonly number[]): void {
+    const samples = tf.tensor(values, [...shape], 'float32');
+    this.#samples?.dispose();
+    this.#samples = samples;
+    this.#values = values;
   }
 
   /** Empties the memory. */
   dispose(): void {
     this.#samples?.dispose();
     this.#samples = undefined;
+    this.#values = undefined;
     this.#slots = [];
     this.#arrivals = 0;
   }
