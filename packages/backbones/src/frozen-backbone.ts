@@ -5,6 +5,7 @@ import {
   PluginFailureError,
   type Backbone,
   type BackboneOutput,
+  type ForwardOptions,
   type FrozenLayerActivations,
   type FrozenTrace,
   type LayerAdapters,
@@ -87,13 +88,13 @@ export abstract class FrozenBackbone implements Backbone {
     }
   }
 
-  forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput {
+  forward(input: tf.Tensor, adapters: LayerAdapters, options?: ForwardOptions): BackboneOutput {
     this.#checkNotDisposed('forward');
     this.#checkInput(input);
 
     return tidyOutput(() => {
       const batch = input.dtype === 'float32' ? input : input.toFloat();
-      return this.#runFrom(batch, 0, adapters);
+      return this.#runFrom(batch, 0, adapters, undefined, options);
     });
   }
 
@@ -157,17 +158,17 @@ export abstract class FrozenBackbone implements Backbone {
    * bitwise. `frozenOutput`, when given, is the layer's own frozen product on this input. The outputs are
    * new tensors that the caller owns, even where the logits equal `frozenOutput`.
    */
-  forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
+  forwardFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor, options?: ForwardOptions): BackboneOutput {
     this.#checkNotDisposed('forwardFrom');
     this.#checkLayerIndex(layerIndex);
     return tidyOutput(() => {
-      const output = this.#runFrom(activation, layerIndex, adapters, frozenOutput);
+      const output = this.#runFrom(activation, layerIndex, adapters, frozenOutput, options);
       // Without an adapter on the last layer the logits are its frozen output, which belongs to the trace.
       return output.logits === frozenOutput ? { ...output, logits: tf.clone(output.logits) } : output;
     });
   }
 
-  #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput {
+  #runFrom(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor, options?: ForwardOptions): BackboneOutput {
     const lastIndex = this.layers.length - 1;
     const frozenAt = (index: number, input: tf.Tensor): tf.Tensor =>
       index === layerIndex && frozenOutput !== undefined ? frozenOutput : this.#frozenOutput(index, input);
@@ -177,7 +178,7 @@ export abstract class FrozenBackbone implements Backbone {
     }
     const features = flattenRows(current);
     const logits = this.#finishLayer(lastIndex, features, frozenAt(lastIndex, features), adapters) as tf.Tensor2D;
-    if (!this.hasDecoder) {
+    if (!this.hasDecoder || options?.reconstruction === false) {
       return { logits };
     }
     return { logits, reconstruction: this.#decode(features) };

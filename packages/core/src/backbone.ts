@@ -57,6 +57,15 @@ export interface FrozenTrace {
   dispose(): void;
 }
 
+/** Options of a forward pass. */
+export interface ForwardOptions {
+  /**
+   * Whether a backbone with a decoder computes the reconstruction. Default true; the loop passes false
+   * unless the proxy metric declares `requiresDecoder`, which skips the decoder's products.
+   */
+  readonly reconstruction?: boolean;
+}
+
 /** A frozen classifier whose named layers can carry adapters. */
 export interface Backbone {
   /** Config name of the backbone kind, such as `mlp` or `cnn`. */
@@ -70,7 +79,7 @@ export interface Backbone {
   /** Whether `forward` also returns a reconstruction of the input. */
   readonly hasDecoder: boolean;
   /** Runs the model on a batch, applying the adapter of each layer that has one. */
-  forward(input: tf.Tensor, adapters: LayerAdapters): BackboneOutput;
+  forward(input: tf.Tensor, adapters: LayerAdapters, options?: ForwardOptions): BackboneOutput;
   /**
    * Returns the frozen model's activations on a batch, computed layer by layer when first requested.
    * Optional; with forwardFrom it lets the loop compute the frozen layers once per batch rather than
@@ -83,9 +92,9 @@ export interface Backbone {
    * `frozenOutput`, when given, is the layer's frozen output for this input (from a FrozenTrace), which
    * the layer then does not compute again. The returned tensors belong to the caller, never to the trace:
    * where the logits would be `frozenOutput` itself (the last layer without an adapter), return a clone.
-   * With a decoder head, the output has the reconstruction too, as `forward` does.
+   * With a decoder head, the output has the reconstruction too, as `forward` does, unless `options` turns it off.
    */
-  forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor): BackboneOutput;
+  forwardFrom?(activation: tf.Tensor, layerIndex: number, adapters: LayerAdapters, frozenOutput?: tf.Tensor, options?: ForwardOptions): BackboneOutput;
   /** The frozen weights (kernels, biases, decoder), in a fixed order. */
   weights(): readonly tf.Variable[];
   /** Releases every tensor the backbone owns. */

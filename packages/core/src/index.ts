@@ -12,7 +12,7 @@ export { BalancedMemory, smallMemoryWarning, type MemoryState } from './balanced
 export { AllOfPolicy } from './all-of-policy.js';
 export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';
 export { selectBackend, type ActiveBackend } from './backend.js';
-export type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
+export type { Backbone, BackboneOutput, ForwardOptions, FrozenLayerActivations, FrozenTrace, LayerAdapters, LayerKind, LayerSpec } from './backbone.js';
 export {
   BACKENDS,
   CONFIG_KEYS,

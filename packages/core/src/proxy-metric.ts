@@ -14,7 +14,10 @@ export interface ProxyInputs {
 export interface ProxyMetric {
   /** Config name (`proxy`). */
   readonly name: string;
-  /** Whether the metric needs a backbone with a decoder head. */
+  /**
+   * Whether the metric needs a backbone with a decoder head. The loop requests
+   * `output.reconstruction` from the backbone only when this is true, so a metric that reads it must set it.
+   */
   readonly requiresDecoder: boolean;
   /** Computes the metric as a differentiable scalar; the loop minimises it and gates on it. */
   compute(inputs: ProxyInputs): tf.Scalar;

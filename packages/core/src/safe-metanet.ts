@@ -4,7 +4,7 @@ import { AdamConstants, AttemptAdam } from './attempt-adam.js';
 import { BalancedMemory, smallMemoryWarning, type MemoryState } from './balanced-memory.js';
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
-import type { Backbone, BackboneOutput, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
+import type { Backbone, BackboneOutput, ForwardOptions, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
 import type { SafeMetaNetConfig } from './config.js';
 import { ConfigError, InputError, PluginFailureError, SafeMetaNetError } from './errors.js';
 import type { ExpansionSchedule } from './expansion-schedule.js';
@@ -49,6 +49,9 @@ export interface SafeMetaNetParts {
 }
 
 const NO_ADAPTERS: LayerAdapters = new Map();
+
+/** Forward options of the passes that read only the logits, so that a decoder head is not run for them. */
+const LOGITS_ONLY: ForwardOptions = { reconstruction: false };
 
 /** A batch split into the part the adapters train on and the part held out for judging. */
 interface BatchSplit {
@@ -147,12 +150,12 @@ export class SafeMetaNet {
 
   /** Returns the adapted model's logits for a batch. */
   predict(batch: tf.Tensor): tf.Tensor2D {
-    return tf.tidy(() => this.backbone.forward(batch, this.#adapters).logits);
+    return tf.tidy(() => this.backbone.forward(batch, this.#adapters, LOGITS_ONLY).logits);
   }
 
   /** Returns the frozen source model's logits for a batch. */
   predictSource(batch: tf.Tensor): tf.Tensor2D {
-    return tf.tidy(() => this.backbone.forward(batch, NO_ADAPTERS).logits);
+    return tf.tidy(() => this.backbone.forward(batch, NO_ADAPTERS, LOGITS_ONLY).logits);
   }
 
   /** Runs one batch through the gated loop and returns its record; `labels` are used only to score it. */
@@ -523,13 +526,14 @@ export class SafeMetaNet {
   }
 
   // Runs the adapted model on a tensor of this step. Layers below the lowest adapter and that layer's frozen
-  // product come from the trace, because no adapter changes them; the result equals forward bitwise.
-  #adaptedOutput(batch: tf.Tensor): BackboneOutput {
+  // product come from the trace, because no adapter changes them; the result equals forward bitwise. A decoder
+  // runs only for a proxy that declares requiresDecoder.
+  #adaptedOutput(batch: tf.Tensor, options: ForwardOptions = LOGITS_ONLY): BackboneOutput {
     const start = this.#adaptedStart(batch);
     if (start === undefined || this.backbone.forwardFrom === undefined) {
-      return this.backbone.forward(batch, this.#adapters);
+      return this.backbone.forward(batch, this.#adapters, options);
     }
-    return this.backbone.forwardFrom(start.activations.input, start.layerIndex, this.#adapters, start.activations.frozenOutput);
+    return this.backbone.forwardFrom(start.activations.input, start.layerIndex, this.#adapters, start.activations.frozenOutput, options);
   }
 
   // Returns the lowest layer with an adapter and its frozen activations from the trace, computing them on the first call.
@@ -550,7 +554,7 @@ export class SafeMetaNet {
   // Returns the frozen model's logits on a tensor of this step. Call it inside tf.tidy: the trace owns its logits,
   // and without a trace the tidy disposes the new ones.
   #frozenLogits(batch: tf.Tensor): tf.Tensor2D {
-    return this.#trace(batch)?.logits() ?? this.backbone.forward(batch, NO_ADAPTERS).logits;
+    return this.#trace(batch)?.logits() ?? this.backbone.forward(batch, NO_ADAPTERS, LOGITS_ONLY).logits;
   }
 
   #reject(
@@ -601,7 +605,7 @@ export class SafeMetaNet {
   }
 
   #proxyValue(batch: tf.Tensor): tf.Scalar {
-    const output = this.#adaptedOutput(batch);
+    const output = this.#adaptedOutput(batch, { reconstruction: this.proxy.requiresDecoder });
     try {
       return this.proxy.compute({ input: batch, output });
     } catch (error) {

@@ -99,6 +99,33 @@ describe('frozen activations computed once per batch', () => {
     expectIdenticalRuns('mlp', 'lora', { memory_size: 12 }, 2);
   });
 
+  it.each([
+    { proxy: 'infomax', decoded: false },
+    { proxy: 'reconstruction', decoded: true },
+  ])('runs the decoder for $proxy: $decoded', ({ proxy, decoded }) => {
+    const config = resolveConfig({ ...SMALL_MODELS.mlp, proxy, lr: 0.05 });
+    const backbone = createBackbone(config, { decoder: true });
+    const runner = buildSafeMetaNet({ config, modules: [adaptersModule, proxiesModule, policiesModule], backbone });
+    const reconstructions: boolean[] = [];
+    const forwardFrom = backbone.forwardFrom.bind(backbone);
+    backbone.forwardFrom = (...args: Parameters<typeof forwardFrom>) => {
+      const output = forwardFrom(...args);
+      reconstructions.push(output.reconstruction !== undefined);
+      return output;
+    };
+    const batch = randomBatch(backbone, 8, 1200);
+
+    runner.step(batch, [0, 1, 2, 3, 4, 0, 1, 2]);
+
+    // The proxy's passes decode only when the proxy reads the reconstruction; the passes for logits never do.
+    expect(reconstructions.length).toBeGreaterThan(2);
+    expect(reconstructions.some((value) => value)).toBe(decoded);
+    expect(reconstructions.filter((value) => !value).length).toBeGreaterThan(0);
+    batch.dispose();
+    runner.dispose();
+    backbone.dispose();
+  });
+
   it('reconstruction proxy matches too', () => {
     const config = resolveConfig({ ...SMALL_MODELS.cnn, proxy: 'reconstruction', lr: 0.05, rollback_threshold: 1e6 });
     const modules = [adaptersModule, proxiesModule, policiesModule];
