@@ -606,11 +606,30 @@ export class SafeMetaNet {
 
   #proxyValue(batch: tf.Tensor): tf.Scalar {
     const output = this.#adaptedOutput(batch, { reconstruction: this.proxy.requiresDecoder });
+    const inputs = { input: batch, output: this.#guardReconstruction(output) };
     try {
-      return this.proxy.compute({ input: batch, output });
+      return this.proxy.compute(inputs);
     } catch (error) {
       throw pluginFailure('proxy', this.proxy.name, error);
     }
+  }
+
+  // With a decoder that the proxy did not declare, reading the reconstruction raises an error that names the
+  // fix, in place of an undefined value the proxy might not expect.
+  #guardReconstruction(output: BackboneOutput): BackboneOutput {
+    if (this.proxy.requiresDecoder || !this.backbone.hasDecoder) {
+      return output;
+    }
+    const name = this.proxy.name;
+    return {
+      logits: output.logits,
+      get reconstruction(): tf.Tensor {
+        throw new PluginFailureError(
+          name,
+          `The proxy plugin '${name}' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not run the decoder; set requiresDecoder to true.`,
+        );
+      },
+    };
   }
 
   #decide(evidence: Parameters<AcceptancePolicy['decide']>[0]): GateDecision {

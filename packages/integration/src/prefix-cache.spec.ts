@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { adaptersModule } from '@safe-metanet/adapters';
 import { createBackbone } from '@safe-metanet/backbones';
-import { buildSafeMetaNet, resolveConfig, selectBackend, silentLogger, type Backbone, type RunRecord } from '@safe-metanet/core';
+import { buildSafeMetaNet, PluginFailureError, resolveConfig, SafeMetaNet, selectBackend, silentLogger, type Backbone, type ProxyMetric, type RunRecord } from '@safe-metanet/core';
 import { policiesModule } from '@safe-metanet/policies';
 import { proxiesModule } from '@safe-metanet/proxies';
 
@@ -123,6 +123,29 @@ describe('frozen activations computed once per batch', () => {
     expect(reconstructions.filter((value) => !value).length).toBeGreaterThan(0);
     batch.dispose();
     runner.dispose();
+    backbone.dispose();
+  });
+
+  it('names the fix for an undeclared decoder', () => {
+    const config = resolveConfig({ ...SMALL_MODELS.mlp });
+    const backbone = createBackbone(config, { decoder: true });
+    const built = buildSafeMetaNet({ config, modules: [adaptersModule, proxiesModule, policiesModule], backbone });
+    const proxy: ProxyMetric = {
+      name: 'undeclared',
+      requiresDecoder: false,
+      compute: ({ output }) => tf.mean(tf.square(output.reconstruction as tf.Tensor)),
+    };
+    const parts = { config, backbone, adapterFactory: built.adapterFactory, policy: built.policy, schedule: built.schedule, logger: silentLogger };
+    const runner = new SafeMetaNet({ ...parts, proxy });
+    const batch = randomBatch(backbone, 8, 1300);
+
+    expect(() => runner.step(batch)).toThrow(PluginFailureError);
+    expect(() => runner.step(batch)).toThrow(
+      "The proxy plugin 'undeclared' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not run the decoder; set requiresDecoder to true.",
+    );
+    batch.dispose();
+    runner.dispose();
+    built.dispose();
     backbone.dispose();
   });
 
