@@ -126,7 +126,7 @@ export function buildSafeMetaNet(options: BuildOptions): SafeMetaNet {
     throw new ConfigError(
       'proxy',
       `Invalid value for 'proxy': '${proxy.name}' needs a backbone with a decoder head, and this '${backbone.kind}' ` +
-        'backbone has none. Train one with a decoder (safe-metanet train) or choose proxy: entropy.',
+        'backbone has none. Use a source model saved by safe-metanet train, which has one, or choose a proxy without a decoder: infomax or entropy.',
     );
   }
 

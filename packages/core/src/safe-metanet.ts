@@ -614,10 +614,10 @@ export class SafeMetaNet {
     }
   }
 
-  // With a decoder that the proxy did not declare, reading the reconstruction raises an error that names the
+  // For a proxy that did not declare requiresDecoder, reading the reconstruction raises an error that names the
   // fix, in place of an undefined value the proxy might not expect.
   #guardReconstruction(output: BackboneOutput): BackboneOutput {
-    if (this.proxy.requiresDecoder || !this.backbone.hasDecoder) {
+    if (this.proxy.requiresDecoder) {
       return output;
     }
     const name = this.proxy.name;
@@ -626,7 +626,8 @@ export class SafeMetaNet {
       get reconstruction(): tf.Tensor {
         throw new PluginFailureError(
           name,
-          `The proxy plugin '${name}' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not run the decoder; set requiresDecoder to true.`,
+          `The proxy plugin '${name}' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not request one; ` +
+            'set requiresDecoder to true, which also needs a backbone with a decoder head.',
         );
       },
     };

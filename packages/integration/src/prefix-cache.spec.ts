@@ -126,9 +126,9 @@ describe('frozen activations computed once per batch', () => {
     backbone.dispose();
   });
 
-  it('names the fix for an undeclared decoder', () => {
+  it.each([true, false])('names the fix for an undeclared decoder (backbone decoder: %s)', (decoder) => {
     const config = resolveConfig({ ...SMALL_MODELS.mlp });
-    const backbone = createBackbone(config, { decoder: true });
+    const backbone = createBackbone(config, { decoder });
     const built = buildSafeMetaNet({ config, modules: [adaptersModule, proxiesModule, policiesModule], backbone });
     const proxy: ProxyMetric = {
       name: 'undeclared',
@@ -141,7 +141,7 @@ describe('frozen activations computed once per batch', () => {
 
     expect(() => runner.step(batch)).toThrow(PluginFailureError);
     expect(() => runner.step(batch)).toThrow(
-      "The proxy plugin 'undeclared' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not run the decoder; set requiresDecoder to true.",
+      "The proxy plugin 'undeclared' read output.reconstruction, but it declares requiresDecoder: false, so the loop did not request one; set requiresDecoder to true, which also needs a backbone with a decoder head.",
     );
     batch.dispose();
     runner.dispose();
