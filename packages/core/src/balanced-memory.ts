@@ -9,6 +9,14 @@ interface Slot {
   readonly arrival: number;
 }
 
+/** The origin of the memory's rows after an add: rows of [the previous contents; the batch]. */
+export interface MemoryUpdate {
+  /** For each row of the new contents, its row in the previous contents, or `previousCount` plus its row in the batch. */
+  readonly sources: readonly number[];
+  /** Samples the memory held before the add. */
+  readonly previousCount: number;
+}
+
 /** The memory's contents in plain values, for checkpoints. */
 export interface MemoryState {
   /** Shape of the stored samples, batch axis first. */
@@ -59,9 +67,9 @@ export class BalancedMemory {
 
   /**
    * Stores the samples of a batch in order, each filed under its entry of `labels` (for example the frozen
-   * model's predicted class). The tensor of the previous contents is disposed.
+   * model's predicted class). The tensor of the previous contents is disposed. Returns where each new row came from.
    */
-  add(batch: tf.Tensor, labels: ArrayLike<number>): void {
+  add(batch: tf.Tensor, labels: ArrayLike<number>): MemoryUpdate {
     const count = batch.shape[0] ?? 0;
     if (labels.length !== count) {
       throw new InputError(`Invalid memory input: ${labels.length} labels for a batch of ${count} samples; pass one label per sample.`);
@@ -99,6 +107,7 @@ export class BalancedMemory {
     });
     this.#replaceContents(values, [slots.length, ...incoming]);
     this.#slots = slots.map((slot, row) => ({ ...slot, row }));
+    return { sources: slots.map((slot) => slot.row), previousCount: storedCount };
   }
 
   /** Returns the contents as plain values. */

@@ -8,7 +8,7 @@ export {
   type RejectReason,
   type SourceDivergence,
 } from './acceptance-policy.js';
-export { BalancedMemory, smallMemoryWarning, type MemoryState } from './balanced-memory.js';
+export { BalancedMemory, smallMemoryWarning, type MemoryState, type MemoryUpdate } from './balanced-memory.js';
 export { AllOfPolicy } from './all-of-policy.js';
 export type { Adapter, AdapterFactory, AdapterOptions } from './adapter.js';
 export { selectBackend, type ActiveBackend } from './backend.js';

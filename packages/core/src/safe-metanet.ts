@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { AdamConstants, AttemptAdam } from './attempt-adam.js';
 import { BalancedMemory, smallMemoryWarning, type MemoryState } from './balanced-memory.js';
+import { MemoryActivations } from './memory-trace.js';
 import { withinAnchorBounds, type AcceptancePolicy, type GateDecision, type HeldOutMetrics, type RejectReason, type SourceDivergence } from './acceptance-policy.js';
 import type { Adapter, AdapterFactory } from './adapter.js';
 import type { Backbone, BackboneOutput, ForwardOptions, FrozenLayerActivations, FrozenTrace, LayerAdapters } from './backbone.js';
@@ -99,6 +100,10 @@ export class SafeMetaNet {
   readonly #memory: BalancedMemory | undefined;
   /** Adam's constants as tensors, shared by every attempt's optimizer; undefined once disposed. */
   #adamConstants: AdamConstants | undefined;
+  /** Frozen activations of the memory's samples, kept from step to step so that its trace needs no frozen layer. */
+  readonly #memoryActivations = new MemoryActivations();
+  /** The batch of the current step, whose trace supplies the frozen activations of the samples it adds to the memory. */
+  #stepBatch: tf.Tensor | undefined;
   /** Whether the warning about a memory smaller than the batch was logged. */
   #warnedSmallMemory = false;
 
@@ -169,6 +174,7 @@ export class SafeMetaNet {
         trace.dispose();
       }
       this.#traces.clear();
+      this.#stepBatch = undefined;
     }
   }
 
@@ -311,6 +317,7 @@ export class SafeMetaNet {
         throw new InputError('Invalid checkpoint: it contains a sample memory, but this runner has memory_size 0; set memory_size as the checkpointed run did.');
       }
       this.#memory.importState(state.memory, this.backbone.inputShape, this.backbone.numClasses);
+      this.#memoryActivations.clear();
     } else if (this.#memory !== undefined && state.records.length > 0) {
       throw new InputError(
         `Invalid checkpoint: it has no sample memory after ${state.records.length} batches, but this runner has memory_size ${this.config.memorySize}. ` +
@@ -396,7 +403,9 @@ export class SafeMetaNet {
     const classes = tf.tidy(() => this.#frozenLogits(batch).argMax(1));
     const labels = classes.dataSync();
     classes.dispose();
-    this.#memory.add(batch, labels);
+    const update = this.#memory.add(batch, labels);
+    this.#memoryActivations.update(update.sources, update.previousCount);
+    this.#stepBatch = batch;
     return this.#memory.samples ?? batch;
   }
 
@@ -519,7 +528,15 @@ export class SafeMetaNet {
     }
     let trace = this.#traces.get(batch);
     if (trace === undefined) {
-      trace = traceFrozen.call(this.backbone, batch);
+      const stepBatch = this.#stepBatch;
+      const compute = (): FrozenTrace => traceFrozen.call(this.backbone, batch);
+      if (stepBatch !== undefined && stepBatch !== batch && batch === this.#memory?.samples) {
+        // The memory's samples take their frozen activations from the batch's trace and the previous steps.
+        const batchTrace = this.#trace(stepBatch) as FrozenTrace;
+        trace = this.#memoryActivations.trace(batchTrace, compute, this.backbone.layers.length - 1);
+      } else {
+        trace = compute();
+      }
       this.#traces.set(batch, trace);
     }
     return trace;
