@@ -334,6 +334,7 @@ export class SafeMetaNet {
   /** Releases every adapter, the sample memory and Adam's constants; the backbone belongs to the caller. */
   dispose(): void {
     this.#memory?.dispose();
+    this.#memoryActivations.clear();
     this.#adamConstants?.dispose();
     this.#adamConstants = undefined;
     for (const adapter of this.#adapters.values()) {
